@@ -1,0 +1,197 @@
+"""RelayClient configuration: constructor arguments, their environment
+fallbacks and the checks that turn a bad value into a clear ``ValueError``
+before anything is opened. Runs in the caller's thread, once.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Tuple
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "relay.signalwire.com"
+DEFAULT_MAX_ACTIVE_CALLS = 1000
+DEFAULT_MAX_CONNECTIONS = 1
+
+ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
+ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
+ENV_JWT = "SIGNALWIRE_JWT_TOKEN"
+ENV_SPACE = "SIGNALWIRE_SPACE"
+ENV_MAX_ACTIVE_CALLS = "RELAY_MAX_ACTIVE_CALLS"
+ENV_MAX_CONNECTIONS = "RELAY_MAX_CONNECTIONS"
+
+# Characters that make a host a URL or a header injection, never a hostname.
+_FORBIDDEN_HOST_CHARS = set("@/?\\#\r\n\t ")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Everything a RelayClient was configured with, validated."""
+
+    project: Optional[str]
+    token: Optional[str] = field(repr=False)
+    jwt_token: Optional[str] = field(repr=False)
+    host: str
+    contexts: Tuple[str, ...]
+    max_active_calls: int
+    scheme: str
+    request_timeout: float
+    ping_interval: float
+    reconnect_backoff: Tuple[float, float]
+    connect_timeout: float
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}"
+
+    def __repr__(self) -> str:  # the project id is a secret too
+        return f"ClientConfig(host={self.host!r}, scheme={self.scheme!r}, contexts={list(self.contexts)!r})"
+
+
+def resolve_config(
+    *,
+    project: Optional[str],
+    token: Optional[str],
+    jwt_token: Optional[str],
+    host: Optional[str],
+    contexts: Optional[Iterable[str]],
+    max_active_calls: Optional[int],
+    scheme: str,
+    request_timeout: float,
+    ping_interval: float,
+    reconnect_backoff: Tuple[float, float],
+    connect_timeout: Optional[float],
+) -> ClientConfig:
+    project = project or os.environ.get(ENV_PROJECT) or None
+    token = token or os.environ.get(ENV_TOKEN) or None
+    jwt_token = jwt_token or os.environ.get(ENV_JWT) or None
+    if not jwt_token:
+        if not project:
+            raise ValueError(
+                f"project is required: pass project=... or set {ENV_PROJECT} (or use jwt_token / {ENV_JWT})"
+            )
+        if not token:
+            raise ValueError(f"token is required: pass token=... or set {ENV_TOKEN} (or use jwt_token / {ENV_JWT})")
+
+    host = validate_host(host or os.environ.get(ENV_SPACE) or DEFAULT_HOST)
+    if scheme not in ("wss", "ws"):
+        raise ValueError(f"scheme must be 'wss' or 'ws', not {scheme!r}")
+    if scheme == "ws" and not is_loopback_host(host):
+        raise ValueError(
+            f"scheme='ws' sends credentials in clear text and is only allowed for a loopback host, not {host!r}"
+        )
+
+    context_list = _context_list(contexts)
+    _check_positive("request_timeout", request_timeout)
+    _check_positive("ping_interval", ping_interval)
+    low, high = _backoff(reconnect_backoff)
+    return ClientConfig(
+        project=project,
+        token=token,
+        jwt_token=jwt_token,
+        host=host,
+        contexts=tuple(context_list),
+        max_active_calls=resolve_max_active_calls(max_active_calls),
+        scheme=scheme,
+        request_timeout=float(request_timeout),
+        ping_interval=float(ping_interval),
+        reconnect_backoff=(low, high),
+        connect_timeout=float(connect_timeout if connect_timeout is not None else request_timeout),
+    )
+
+
+def validate_host(host: str) -> str:
+    """A hostname with an optional ``:port``; anything URL-like is refused."""
+    if not isinstance(host, str) or not host.strip():
+        raise ValueError("host must be a non-empty hostname such as 'example.signalwire.com'")
+    bad = sorted(_FORBIDDEN_HOST_CHARS.intersection(host))
+    if bad:
+        raise ValueError(
+            f"host must be a hostname with an optional ':port', not a URL: {host!r} contains {''.join(bad)!r}"
+        )
+    name, port = split_host_port(host)
+    if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"host {host!r} has an invalid port {port!r}")
+    if not name:
+        raise ValueError(f"host {host!r} has no hostname")
+    return host
+
+
+def split_host_port(host: str) -> Tuple[str, Optional[str]]:
+    """``"a.b:8080"`` → ``("a.b", "8080")``; IPv6 literals go in brackets: ``"[::1]:8080"``."""
+    if host.startswith("["):
+        name, _, rest = host[1:].partition("]")
+        return name, (rest[1:] if rest.startswith(":") else None)
+    if host.count(":") == 1:
+        name, _, port = host.partition(":")
+        return name, port
+    return host, None
+
+
+def is_loopback_host(host: str) -> bool:
+    name, _ = split_host_port(host)
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_max_active_calls(value: Optional[int]) -> int:
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"max_active_calls must be a positive integer, not {value!r}")
+        return value
+    return _positive_env_int(ENV_MAX_ACTIVE_CALLS, DEFAULT_MAX_ACTIVE_CALLS)
+
+
+def max_connections() -> int:
+    return _positive_env_int(ENV_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)
+
+
+def _positive_env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        log.warning("ignoring %s=%r: not a positive integer; using %d", name, raw, default)
+        return default
+    return value
+
+
+def _context_list(contexts: Optional[Iterable[str]]) -> List[str]:
+    if contexts is None:
+        return []
+    if isinstance(contexts, str):
+        raise ValueError(f"contexts must be a list of strings, e.g. [{contexts!r}], not a string")
+    result = list(contexts)
+    for context in result:
+        if not isinstance(context, str) or not context:
+            raise ValueError(f"each context must be a non-empty string, not {context!r}")
+    return result
+
+
+def _check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def _backoff(value: Tuple[float, float]) -> Tuple[float, float]:
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise ValueError(f"reconnect_backoff must be a (min, max) pair of seconds, not {value!r}") from None
+    _check_positive("reconnect_backoff min", low)
+    _check_positive("reconnect_backoff max", high)
+    if high < low:
+        raise ValueError(f"reconnect_backoff max ({high}) must not be below min ({low})")
+    return float(low), float(high)

@@ -1,0 +1,53 @@
+"""The exceptions relay_sync raises. Every failure a caller can see is a RelayError."""
+
+from __future__ import annotations
+
+from typing import Union
+
+Code = Union[str, int]
+
+
+class RelayError(Exception):
+    """A RELAY request or session failed.
+
+    ``code`` is the server's result code (``"404"``, ``"500"``, a JSON-RPC
+    error number) or one of relay_sync's own words (``"timeout"``,
+    ``"connection_lost"``, ``"closed"``...); ``message`` says what happened.
+    """
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class AuthenticationError(RelayError):
+    """The server refused the credentials in ``signalwire.connect``."""
+
+
+class RelayTimeoutError(RelayError, TimeoutError):
+    """No answer came in time. Also a ``TimeoutError``, so either ``except`` catches it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("timeout", message)
+
+
+class ConnectionLostError(RelayError):
+    """The socket went away before the request was answered.
+
+    The server may or may not have acted on the request: retry only what is
+    safe to repeat.
+    """
+
+    def __init__(self, message: str = "the connection was lost before the response arrived") -> None:
+        super().__init__("connection_lost", message)
+
+
+class ClientClosedError(RelayError):
+    """The client was disconnected (by ``disconnect()`` or a fatal error)."""
+
+    def __init__(self, message: str = "the client is disconnected") -> None:
+        super().__init__("closed", message)

@@ -1,0 +1,71 @@
+"""Small helpers around ``concurrent.futures.Future``.
+
+``settle``/``fail`` resolve a future that another thread may resolve first
+(a response racing a timeout, an event racing ``disconnect()``); the first
+outcome wins and the later one is dropped without an exception.
+
+``HandoffFuture`` is the future handed to users (actions, messages, calls):
+its done-callbacks run on the handler pool, never on the I/O thread that
+resolves it.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor, Future, InvalidStateError
+from typing import Any, Callable, Optional, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def settle(future: "Future[T]", value: T) -> bool:
+    """Set the result unless the future already has one; True if this call set it."""
+    try:
+        future.set_result(value)
+    except InvalidStateError:  # already settled by the other side of the race
+        return False
+    return True
+
+
+def fail(future: "Future[Any]", error: BaseException) -> bool:
+    """Set the exception unless the future is already settled; True if this call set it."""
+    try:
+        future.set_exception(error)
+    except InvalidStateError:  # already settled by the other side of the race
+        return False
+    return True
+
+
+class HandoffFuture(Future):  # type: ignore[type-arg]
+    """A Future whose done-callbacks are run by an executor (the handler pool).
+
+    The I/O thread resolves these futures; a plain Future would run the user's
+    ``add_done_callback`` functions right there, stalling every other call.
+    """
+
+    def __init__(self, executor: Optional[Executor]) -> None:
+        super().__init__()
+        self._executor = executor
+
+    def add_done_callback(self, fn: Callable[["Future[Any]"], object]) -> None:
+        executor = self._executor
+        if executor is None:
+            super().add_done_callback(fn)
+            return
+
+        def hand_off(future: "Future[Any]") -> None:
+            try:
+                executor.submit(_run_callback, fn, future)
+            except RuntimeError:  # the pool is shut down: the client is closing
+                log.debug("done-callback %r dropped: the handler pool is closed", fn)
+
+        super().add_done_callback(hand_off)
+
+
+def _run_callback(fn: Callable[["Future[Any]"], object], future: "Future[Any]") -> None:
+    try:
+        fn(future)
+    except Exception:
+        log.exception("a future's done-callback %r raised", fn)

@@ -1,0 +1,121 @@
+"""Keepalive: notice a link that has gone quiet and prove it alive, or close it.
+
+Any frame from the server proves the link alive (the I/O thread stamps
+``last_heard``). When nothing arrived for ``interval`` seconds, a
+``signalwire.ping`` goes out; if nothing at all arrives within
+``answer_timeout``, that ping failed. ``max_failures`` failures in a row close
+the socket, which makes the I/O thread reconnect. A request that timed out
+makes the link *suspect*: it is probed at once, and one more silence closes it.
+
+Runs on the timer thread; the I/O thread only calls ``start``/``stop``/``heard``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Optional
+
+from .timers import Timer, TimerThread
+
+log = logging.getLogger(__name__)
+
+
+class Keepalive:
+    def __init__(
+        self,
+        timers: TimerThread,
+        *,
+        interval: float,
+        answer_timeout: float,
+        send_ping: Callable[[], Optional[Callable[[], None]]],
+        force_close: Callable[[str], None],
+        max_failures: int = 3,
+    ) -> None:
+        self._timers = timers
+        self._interval = interval
+        self._answer_timeout = answer_timeout
+        self._send_ping = send_ping
+        self._force_close = force_close
+        self._max_failures = max_failures
+        self._lock = threading.Lock()
+        self._timer: Optional[Timer] = None
+        self._forget_ping: Optional[Callable[[], None]] = None
+        self._ping_sent_at = 0.0
+        self._failures = 0
+        self._running = False
+        self.last_heard = time.monotonic()
+
+    def heard(self) -> None:
+        self.last_heard = time.monotonic()
+
+    def start(self) -> None:
+        with self._lock:
+            self._running = True
+            self._failures = 0
+            self.last_heard = time.monotonic()
+            self._arm(self._interval, self._check_quiet)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._running = False
+            self._disarm()
+
+    def suspect(self) -> None:
+        """A request went unanswered: probe now, and close on one more silence."""
+        with self._lock:
+            if not self._running:
+                return
+            self._failures = max(self._failures, self._max_failures - 1)
+            self._ping_now()
+
+    # -- timer callbacks ---------------------------------------------------
+
+    def _check_quiet(self) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            quiet = time.monotonic() - self.last_heard
+            if quiet < self._interval:
+                self._arm(self._interval - quiet, self._check_quiet)
+            else:
+                self._ping_now()
+
+    def _check_answer(self) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            if self._forget_ping is not None:
+                self._forget_ping()
+                self._forget_ping = None
+            if self.last_heard >= self._ping_sent_at:
+                self._failures = 0
+                quiet = time.monotonic() - self.last_heard
+                self._arm(max(0.0, self._interval - quiet), self._check_quiet)
+                return
+            self._failures += 1
+            if self._failures < self._max_failures:
+                log.info("keepalive ping unanswered (%d of %d)", self._failures, self._max_failures)
+                self._ping_now()
+                return
+            self._running = False
+            self._disarm()
+        log.warning("the server stopped answering (%d pings unanswered): reconnecting", self._max_failures)
+        self._force_close("keepalive")
+
+    # -- helpers (called with the lock held) -------------------------------
+
+    def _ping_now(self) -> None:
+        self._ping_sent_at = time.monotonic()
+        self._forget_ping = self._send_ping()
+        self._arm(self._answer_timeout, self._check_answer)
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        self._disarm()
+        self._timer = self._timers.call_later(delay, callback)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

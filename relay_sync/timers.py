@@ -1,0 +1,103 @@
+"""One thread that runs short internal callbacks at deadlines: keepalive pings,
+dial timeouts, JWT refreshes.
+
+The thread sleeps on a condition until the earliest deadline (or until a new,
+earlier one is scheduled), so an idle client costs nothing. Callbacks are
+relay_sync's own and never block; user code never runs here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from typing import Callable, List, Optional, Tuple
+
+log = logging.getLogger(__name__)
+
+
+class Timer:
+    """A scheduled callback; ``cancel()`` keeps it from running."""
+
+    __slots__ = ("deadline", "callback", "cancelled")
+
+    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+        self.deadline = deadline
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class TimerThread:
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._condition = threading.Condition()
+        self._heap: List[Tuple[float, int, Timer]] = []
+        self._sequence = itertools.count()  # tie-breaker: heap entries never compare Timers
+        self._thread: Optional[threading.Thread] = None
+        self._stopped = False
+
+    def start(self) -> None:
+        with self._condition:
+            if self._thread is not None:
+                return
+            self._stopped = False
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and drop every pending timer; joins unless called from the thread itself."""
+        with self._condition:
+            self._stopped = True
+            self._heap.clear()
+            thread, self._thread = self._thread, None
+            self._condition.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        timer = Timer(time.monotonic() + max(0.0, delay), callback)
+        with self._condition:
+            if self._stopped:
+                timer.cancel()
+                return timer
+            heapq.heappush(self._heap, (timer.deadline, next(self._sequence), timer))
+            if self._heap[0][2] is timer:  # a new earliest deadline: wake the thread to re-arm
+                self._condition.notify()
+        return timer
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                timer = self._next_due()
+                if timer is None:
+                    return
+            try:
+                timer.callback()
+            except Exception:
+                log.exception("internal timer callback %r failed", timer.callback)
+
+    def _next_due(self) -> Optional[Timer]:
+        """Block (holding the condition) until a live timer is due; None once stopped."""
+        while not self._stopped:
+            if not self._heap:
+                self._condition.wait()
+                continue
+            deadline, _, timer = self._heap[0]
+            if timer.cancelled:
+                heapq.heappop(self._heap)
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                self._condition.wait(remaining)
+                continue
+            heapq.heappop(self._heap)
+            return timer
+        return None

@@ -1,0 +1,569 @@
+"""The RELAY session over one WebSocket: the I/O thread, requests, keepalive
+and reconnects.
+
+Threads:
+
+* the **I/O thread** (``relay_sync-io``) is the only reader of the socket. It
+  parses frames, answers server requests (event ACKs, pings, disconnects),
+  resolves request futures and hands events to the client's ``on_event``
+  callback, which must not block. When the link is lost it reconnects, with a
+  tenacity policy, in the same thread.
+* the **timer thread** (``relay_sync-timer``) runs keepalive pings and other
+  internal deadlines.
+* caller threads send requests (under one send lock) and block on futures.
+
+Requests made while the link is down wait in a bounded backlog and go out,
+in order, once the session is authenticated again. Requests already on the
+wire when the link dies fail with ``ConnectionLostError``: the server may have
+acted on them, so they are never silently resent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Any, Callable, Deque, Dict, Optional
+
+import tenacity
+import websocket
+
+from .errors import AuthenticationError, ClientClosedError, ConnectionLostError, RelayError, RelayTimeoutError
+from .keepalive import Keepalive
+from .rpc import (
+    CONNECT_METHOD,
+    JSONDict,
+    PendingRequest,
+    PendingTable,
+    encode_error,
+    encode_request,
+    encode_result,
+    masked,
+    response_result,
+)
+from .timers import TimerThread
+
+log = logging.getLogger(__name__)
+frame_log = logging.getLogger("relay_sync.frames")
+
+BACKLOG_LIMIT = 500
+AUTH_FAILURE_LIMIT = 3
+
+# What a lost link looks like from websocket-client and the socket layer.
+LINK_ERRORS = (websocket.WebSocketException, OSError, ssl.SSLError)
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    url: str
+    request_timeout: float
+    connect_timeout: float
+    ping_interval: float
+    reconnect_backoff: "tuple[float, float]"
+    sslopt: Optional[Dict[str, Any]] = None
+    proxy: Optional[Dict[str, Any]] = None
+
+
+@dataclass
+class SessionInfo:
+    """What ``signalwire.connect`` returned, plus the state resent on reconnect."""
+
+    protocol: Optional[str] = None
+    identity: Optional[str] = None
+    authorization: Optional[JSONDict] = None
+    session_id: Optional[str] = None
+    authorization_state: Optional[str] = None
+
+    def forget_resumption(self) -> None:
+        self.protocol = None
+        self.authorization_state = None
+
+    def __repr__(self) -> str:  # authorization details and state are secrets
+        return f"SessionInfo(protocol={'set' if self.protocol else None})"
+
+
+class Transport:
+    """One authenticated RELAY session that survives reconnects until ``close()``."""
+
+    def __init__(
+        self,
+        options: TransportOptions,
+        *,
+        connect_params: Callable[[], JSONDict],
+        on_event: Callable[[JSONDict], None],
+        on_session: Callable[[bool], None] = lambda resumed: None,
+        on_fatal: Callable[[RelayError], None] = lambda error: None,
+    ) -> None:
+        self._options = options
+        self._connect_params = connect_params
+        self._on_event = on_event
+        self._on_session = on_session
+        self._on_fatal = on_fatal
+
+        self.session = SessionInfo()
+        self.timers = TimerThread("relay_sync-timer")
+        self._keepalive = Keepalive(
+            self.timers,
+            interval=options.ping_interval,
+            answer_timeout=options.request_timeout,
+            send_ping=self._send_keepalive_ping,
+            force_close=self.force_reconnect,
+        )
+        self._pending = PendingTable()
+        self._backlog: Deque[PendingRequest] = deque()
+        # _state_lock guards _ws, _connected, _closed and the backlog;
+        # _send_lock orders writes on the socket (taken before _state_lock when both are needed).
+        self._state_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._ws: Optional[websocket.WebSocket] = None
+        self._connected = False
+        self._closed = False
+        self._fatal: Optional[RelayError] = None
+        self._closing = threading.Event()
+        self._io_thread: Optional[threading.Thread] = None
+        self._auth_failures = 0
+
+    # -- public surface ----------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    @property
+    def backlog_count(self) -> int:
+        return len(self._backlog)
+
+    def open(self, timeout: Optional[float] = None) -> None:
+        """Connect and authenticate in the caller's thread, then start the I/O thread.
+
+        Raises ``AuthenticationError`` when the credentials are refused and
+        ``RelayError`` when the server cannot be reached; nothing is retried.
+        """
+        try:
+            ws = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
+        except RelayError:
+            self.close()
+            raise
+        except LINK_ERRORS as error:
+            self.close()
+            raise RelayError("connect_failed", f"could not connect to {self._options.url}: {_describe(error)}") from None
+        self.timers.start()
+        self._keepalive.start()
+        self._io_thread = threading.Thread(target=self._io_main, args=(ws,), name="relay_sync-io", daemon=True)
+        self._io_thread.start()
+
+    def request(self, method: str, params: JSONDict, timeout: Optional[float] = None) -> JSONDict:
+        """Send a request and block until its result (2xx) or a ``RelayError``."""
+        pending = self.submit(method, params)
+        wait = timeout if timeout is not None else self._options.request_timeout
+        try:
+            return pending.future.result(wait)
+        except FutureTimeout:
+            self.abandon(pending)
+            if pending.future.done():  # the answer slipped in while we gave up
+                return pending.future.result(0)
+            self._keepalive.suspect()
+            raise RelayTimeoutError(f"{method} got no response within {wait:g} s") from None
+
+    def submit(self, method: str, params: JSONDict) -> PendingRequest:
+        """Send (or queue, while reconnecting) a request; its future settles with the result."""
+        request_id, text = encode_request(method, params)
+        pending = PendingRequest(request_id, method, text)
+        with self._state_lock:
+            if self._closed:
+                raise self._fatal or ClientClosedError()
+            if not self._connected:
+                if len(self._backlog) >= BACKLOG_LIMIT:
+                    raise RelayError(
+                        "backlog_full",
+                        f"{BACKLOG_LIMIT} requests are already waiting for the connection to come back",
+                    )
+                self._backlog.append(pending)
+                return pending
+            ws = self._ws
+            self._pending.add(pending)
+        self._write(ws, pending)
+        return pending
+
+    def abandon(self, pending: PendingRequest) -> None:
+        """Forget a request whose caller stopped waiting: never send it later."""
+        with self._state_lock:
+            try:
+                self._backlog.remove(pending)
+            except ValueError:
+                pass  # already sent: drop it from the table below
+        self._pending.discard(pending.request_id)
+
+    def force_reconnect(self, reason: str = "requested") -> None:
+        """Drop the socket; the I/O thread notices and reconnects."""
+        with self._state_lock:
+            ws = self._ws
+        if ws is not None:
+            log.info("closing the socket to reconnect (%s)", reason)
+            _shutdown(ws)
+
+    def close(self) -> None:
+        """Close for good: fail everything waiting, stop and join our threads. Idempotent."""
+        with self._state_lock:
+            already = self._closed
+            self._closed = True
+            self._connected = False
+            ws, self._ws = self._ws, None
+            backlog = list(self._backlog)
+            self._backlog.clear()
+        self._closing.set()
+        if not already:
+            error: RelayError = self._fatal or ClientClosedError()
+            for pending in backlog:
+                pending.fail(error)
+            self._pending.fail_all(error)
+        self._keepalive.stop()
+        if ws is not None:
+            _close_gracefully(ws, self._send_lock)
+        thread = self._io_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.timers.stop()
+
+    # -- session setup (caller thread on open, I/O thread on reconnect) ----
+
+    def _open_session(self, timeout: float) -> websocket.WebSocket:
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True, sslopt=self._options.sslopt)
+        ws.connect(self._options.url, timeout=timeout, **(self._options.proxy or {}))
+        with self._state_lock:
+            if self._closed:
+                ws.shutdown()
+                raise ClientClosedError()
+            self._ws = ws  # server requests during the handshake are answered on it
+        try:
+            result = self._authenticate(ws, timeout)
+        except BaseException:
+            with self._state_lock:
+                if self._ws is ws:
+                    self._ws = None
+            _shutdown(ws)
+            raise
+        ws.settimeout(None)  # the I/O thread blocks in recv(); keepalive detects silence
+        resumed = self._store_session(result)
+        self._auth_failures = 0
+        self._flush_backlog(ws)
+        log.info("RELAY session %s on %s", "resumed" if resumed else "started", self._options.url)
+        self._on_session(resumed)
+        return ws
+
+    def _authenticate(self, ws: websocket.WebSocket, timeout: float) -> JSONDict:
+        params = dict(self._connect_params())
+        if self.session.protocol:
+            params["protocol"] = self.session.protocol
+        if self.session.authorization_state:
+            params["authorization_state"] = self.session.authorization_state
+        request_id, text = encode_request(CONNECT_METHOD, params)
+        self._log_frame("send", text)
+        ws.settimeout(timeout)
+        ws.send(text)
+        while True:
+            try:
+                raw = ws.recv()
+            except websocket.WebSocketTimeoutException:
+                raise RelayTimeoutError(f"{CONNECT_METHOD} got no response within {timeout:g} s") from None
+            frame = self._decode(raw)
+            if frame is not None and frame.get("id") == request_id and "method" not in frame:
+                try:
+                    return response_result(CONNECT_METHOD, frame)
+                except AuthenticationError:
+                    self._auth_failures += 1
+                    if params.get("protocol") or params.get("authorization_state"):
+                        self.session.forget_resumption()  # the next attempt logs in from scratch
+                    raise
+            if frame is not None:
+                self._dispatch(frame)
+
+    def _store_session(self, result: JSONDict) -> bool:
+        protocol = result.get("protocol")
+        resumed = bool(self.session.protocol) and protocol == self.session.protocol
+        self.session.protocol = protocol if isinstance(protocol, str) else None
+        identity = result.get("identity")
+        self.session.identity = identity if isinstance(identity, str) else None
+        authorization = result.get("authorization")
+        self.session.authorization = authorization if isinstance(authorization, dict) else None
+        session_id = result.get("sessionid")
+        self.session.session_id = session_id if isinstance(session_id, str) else None
+        return resumed
+
+    def _flush_backlog(self, ws: websocket.WebSocket) -> None:
+        """Mark the session live and send what queued while it was down, oldest first.
+
+        Holding the send lock while flipping ``_connected`` keeps a request made
+        right now from overtaking the queued ones.
+        """
+        with self._send_lock:
+            with self._state_lock:
+                if self._closed:
+                    return
+                queued = list(self._backlog)
+                self._backlog.clear()
+                for pending in queued:
+                    self._pending.add(pending)
+                self._connected = True
+            for pending in queued:
+                if not self._write_locked(ws, pending):
+                    break
+
+    # -- writing -----------------------------------------------------------
+
+    def _write(self, ws: Optional[websocket.WebSocket], pending: PendingRequest) -> None:
+        with self._send_lock:
+            self._write_locked(ws, pending)
+
+    def _write_locked(self, ws: Optional[websocket.WebSocket], pending: PendingRequest) -> bool:
+        if ws is None:
+            self._pending.discard(pending.request_id)
+            pending.fail(ConnectionLostError())
+            return False
+        self._log_frame("send", pending.text)
+        try:
+            ws.send(pending.text)
+        except LINK_ERRORS as error:
+            # The frame may or may not have left: fail it rather than risk a double send.
+            log.debug("send of %s failed: %s", pending.method, _describe(error))
+            self._pending.discard(pending.request_id)
+            pending.fail(ConnectionLostError())
+            return False
+        return True
+
+    def _reply(self, text: str) -> None:
+        """Answer a server request on the current socket (I/O thread)."""
+        with self._state_lock:
+            ws = self._ws
+        if ws is None:
+            return
+        self._log_frame("send", text)
+        with self._send_lock:
+            try:
+                ws.send(text)
+            except LINK_ERRORS as error:
+                log.debug("could not answer the server: %s", _describe(error))
+
+    def _send_keepalive_ping(self) -> Optional[Callable[[], None]]:
+        with self._state_lock:
+            live = self._connected and not self._closed
+        if not live:
+            return None
+        try:
+            pending = self.submit("signalwire.ping", {})
+        except RelayError:
+            return None
+        return lambda: self.abandon(pending)
+
+    # -- the I/O thread ----------------------------------------------------
+
+    def _io_main(self, ws: websocket.WebSocket) -> None:
+        current: Optional[websocket.WebSocket] = ws
+        while current is not None:
+            self._read_until_lost(current)
+            self._link_lost(current)
+            if self._closing.is_set():
+                break
+            current = self._reconnect()
+        log.debug("I/O thread exiting")
+
+    def _read_until_lost(self, ws: websocket.WebSocket) -> None:
+        recv = ws.recv
+        keepalive = self._keepalive
+        monotonic = time.monotonic
+        while True:
+            try:
+                raw = recv()
+            except LINK_ERRORS as error:
+                if not self._closing.is_set():
+                    log.info("connection lost: %s", _describe(error))
+                return
+            keepalive.last_heard = monotonic()
+            frame = self._decode(raw)
+            if frame is None:
+                continue
+            try:
+                self._dispatch(frame)
+            except Exception:  # a bug in frame handling must not kill the only reader
+                log.exception("failed to handle a frame from the server")
+
+    def _link_lost(self, ws: websocket.WebSocket) -> None:
+        self._keepalive.stop()
+        with self._state_lock:
+            if self._ws is ws:
+                self._ws = None
+            self._connected = False
+        _shutdown(ws)
+        self._pending.fail_all(ConnectionLostError())
+
+    def _reconnect(self) -> Optional[websocket.WebSocket]:
+        """Log in again with backoff; None when closing or when retrying is hopeless."""
+        low, high = self._options.reconnect_backoff
+        # A random first delay under `low`: quick to heal a blip, and a restarted
+        # server is not hit by all of its clients in the same instant.
+        if self._closing.wait(random.uniform(0, low)):
+            return None
+        retrying = tenacity.Retrying(
+            wait=tenacity.wait_exponential_jitter(initial=low, max=high, jitter=low),
+            stop=lambda state: self._closing.is_set() or self._auth_failures >= AUTH_FAILURE_LIMIT,
+            retry=tenacity.retry_if_exception_type((RelayError, *LINK_ERRORS)),
+            sleep=self._closing.wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            ws: websocket.WebSocket = retrying(self._reconnect_once)
+        except ClientClosedError:
+            return None
+        except (RelayError, *LINK_ERRORS) as error:
+            if self._closing.is_set():
+                return None
+            self._give_up(error)
+            return None
+        self._keepalive.start()
+        return ws
+
+    def _reconnect_once(self) -> websocket.WebSocket:
+        if self._closing.is_set():
+            raise ClientClosedError()
+        return self._open_session(self._options.connect_timeout)
+
+    def _give_up(self, error: BaseException) -> None:
+        if isinstance(error, AuthenticationError):
+            fatal: RelayError = AuthenticationError(
+                error.code, f"the server refused the credentials {AUTH_FAILURE_LIMIT} times while reconnecting: {error.message}"
+            )
+        else:
+            fatal = RelayError("reconnect_failed", f"could not reconnect: {_describe(error)}")
+        log.error("giving up on the connection: %s", fatal)
+        self._fatal = fatal
+        with self._state_lock:
+            self._closed = True
+            backlog = list(self._backlog)
+            self._backlog.clear()
+        for pending in backlog:
+            pending.fail(fatal)
+        self._on_fatal(fatal)
+
+    @staticmethod
+    def _log_retry(state: tenacity.RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        delay = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("reconnect attempt %d failed (%s); next in %.2f s", state.attempt_number, _describe(error), delay)
+
+    # -- incoming frames (I/O thread) --------------------------------------
+
+    def _decode(self, raw: Any) -> Optional[JSONDict]:
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                log.warning("dropping a binary frame that is not UTF-8 (%d bytes)", len(raw))
+                return None
+        try:
+            frame = json.loads(raw)
+        except (ValueError, TypeError, RecursionError):
+            log.warning("dropping a frame that is not valid JSON (%d chars)", len(raw))
+            return None
+        if not isinstance(frame, dict):
+            log.warning("dropping a frame that is not a JSON object (%s)", type(frame).__name__)
+            return None
+        if frame_log.isEnabledFor(logging.DEBUG):
+            frame_log.debug("recv %s", masked(frame))
+        return frame
+
+    def _dispatch(self, frame: JSONDict) -> None:
+        method = frame.get("method")
+        if method is None:
+            self._pending.resolve(frame)
+            return
+        request_id = frame.get("id")
+        params = frame.get("params")
+        if not isinstance(params, dict):
+            params = {}
+        if method == "signalwire.event":
+            if request_id is not None:
+                self._reply(encode_result(request_id))  # the event ACK
+            self._handle_event(params)
+        elif method == "signalwire.ping":
+            if request_id is not None:
+                self._reply(encode_result(request_id))
+        elif method == "signalwire.disconnect":
+            self._handle_server_disconnect(request_id, params)
+        else:
+            log.warning("ignoring an unknown server request %r", method if isinstance(method, str) else type(method))
+            if request_id is not None:
+                self._reply(encode_error(request_id, -32601, "method not supported by this client"))
+
+    def _handle_event(self, params: JSONDict) -> None:
+        if params.get("event_type") == "signalwire.authorization.state":
+            inner = params.get("params")
+            state = inner.get("authorization_state") if isinstance(inner, dict) else None
+            if isinstance(state, str):
+                self.session.authorization_state = state
+            return
+        self._on_event(params)
+
+    def _handle_server_disconnect(self, request_id: Any, params: JSONDict) -> None:
+        restart = params.get("restart") is True
+        log.info("the server asked to disconnect (restart=%s); reconnecting", restart)
+        with self._state_lock:
+            self._connected = False  # new requests wait in the backlog for the next session
+        if restart:
+            self.session.forget_resumption()
+        if request_id is not None:
+            self._reply(encode_result(request_id))
+        self.force_reconnect("server disconnect")
+
+    @staticmethod
+    def _log_frame(direction: str, text: str) -> None:
+        if frame_log.isEnabledFor(logging.DEBUG):
+            try:
+                frame_log.debug("%s %s", direction, masked(json.loads(text)))
+            except ValueError:
+                frame_log.debug("%s <unparsable frame>", direction)
+
+
+def _describe(error: Optional[BaseException]) -> str:
+    if error is None:
+        return "unknown error"
+    text = str(error) or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def _shutdown(ws: websocket.WebSocket) -> None:
+    """Wake a thread blocked in recv() on this socket and release it."""
+    sock = ws.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the peer
+    ws.shutdown()
+
+
+def _close_gracefully(ws: websocket.WebSocket, send_lock: threading.Lock) -> None:
+    """Say goodbye with a close frame when the link allows, then drop the socket."""
+    if send_lock.acquire(timeout=1.0):
+        try:
+            if ws.sock is not None:
+                ws.sock.settimeout(1.0)
+            ws.send_close()
+        except LINK_ERRORS:
+            pass  # the link is already gone; the shutdown below is all that is left
+        finally:
+            send_lock.release()
+    _shutdown(ws)
+
