@@ -17,8 +17,10 @@ from types import FrameType, TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
 
 from ._version import __version__
+from .calls import CallingService
 from .config import ClientConfig, max_connections, resolve_config
 from .errors import ClientClosedError, RelayError
+from .messaging import MessagingService
 from .rpc import JSONDict, PendingRequest
 from .timers import TimerThread
 from .transport import Transport, TransportOptions
@@ -81,6 +83,8 @@ class RelayClient:
     :param reconnect_backoff: ``(min, max)`` seconds of the reconnect backoff; the
         first retry waits a random time under ``min``.
     :param connect_timeout: seconds to open the socket and log in (default: ``request_timeout``).
+    :param jwt_refresher: for a client logged in with ``jwt_token``: a callable returning a
+        fresh JWT, used to re-authenticate before the current one expires.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class RelayClient:
         ping_interval: float = 30.0,
         reconnect_backoff: Tuple[float, float] = (1.0, 30.0),
         connect_timeout: Optional[float] = None,
+        jwt_refresher: Optional[Callable[[], str]] = None,
     ) -> None:
         self._config: ClientConfig = resolve_config(
             project=project,
@@ -125,6 +130,16 @@ class RelayClient:
         )
         self._event_routes: Dict[str, EventRoute] = {}
         self._close_hooks: List[Callable[[RelayError], None]] = []
+        self._session_hooks: List[Callable[[bool], None]] = []
+        self._jwt_refresher = jwt_refresher
+
+        self._calling = CallingService(self)
+        self._add_route("calling", self._calling.on_event)
+        self._on_close(self._calling.close)
+        self._messaging = MessagingService(self)
+        self._add_route("messaging", self._messaging.on_event)
+        self._add_route("queuing", self._messaging.on_event)
+        self._on_close(self._messaging.close)
 
     # -- properties ----------------------------------------------------------
 
@@ -196,6 +211,7 @@ class RelayClient:
                 ),
                 connect_params=self._connect_params,
                 on_event=self._route_event,
+                on_session=self._session_started,
                 on_fatal=self._on_fatal,
             )
             try:
@@ -294,6 +310,46 @@ class RelayClient:
         self.execute("signalwire.unreceive", {"contexts": removed})
         self._contexts[:] = [c for c in self._contexts if c not in removed]
 
+    # -- calls, messages, tasks ------------------------------------------------
+
+    def on_call(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Decorator: ``handler(call)`` runs on the handler pool for each inbound call."""
+        return self._calling.on_call(handler)
+
+    def dial(
+        self,
+        devices: List[List[JSONDict]],
+        *,
+        tag: Optional[str] = None,
+        max_duration: Optional[int] = None,
+        dial_timeout: Optional[float] = None,
+    ) -> Any:
+        """Place an outbound call and block until it is answered; returns the ``Call``."""
+        return self._calling.dial(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+
+    def dial_future(
+        self,
+        devices: List[List[JSONDict]],
+        *,
+        tag: Optional[str] = None,
+        max_duration: Optional[int] = None,
+        dial_timeout: Optional[float] = None,
+    ) -> Any:
+        """Like ``dial()`` without blocking: a ``concurrent.futures.Future`` of the ``Call``."""
+        return self._calling.dial_future(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+
+    def on_message(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Decorator: ``handler(message)`` runs on the handler pool for each inbound SMS/MMS."""
+        return self._messaging.on_message(handler)
+
+    def on_task(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Decorator: ``handler(task)`` runs on the handler pool for each task delivered to our contexts."""
+        return self._messaging.on_task(handler)
+
+    def send_message(self, **options: Any) -> Any:
+        """Send an SMS/MMS; blocks until the server accepted it and returns the ``Message``."""
+        return self._messaging.send_message(**options)
+
     # -- the internal interface the calling/messaging/task services use ------
 
     def _live_transport(self) -> Transport:
@@ -344,6 +400,14 @@ class RelayClient:
         if self._contexts:
             params["contexts"] = list(self._contexts)
         return params
+
+    def _on_session_start(self, hook: Callable[[bool], None]) -> None:
+        """Run ``hook(resumed)`` each time a session is authenticated (I/O or connecting thread)."""
+        self._session_hooks.append(hook)
+
+    def _session_started(self, resumed: bool) -> None:
+        for hook in self._session_hooks:
+            hook(resumed)
 
     def _route_event(self, envelope: JSONDict) -> None:
         event_type = envelope.get("event_type")
