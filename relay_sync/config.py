@@ -8,8 +8,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +32,16 @@ _FORBIDDEN_HOST_CHARS = set("@/?\\#\r\n\t ")
 class ClientConfig:
     """Everything a RelayClient was configured with, validated."""
 
-    project: Optional[str]
-    token: Optional[str] = field(repr=False)
-    jwt_token: Optional[str] = field(repr=False)
+    project: str | None
+    token: str | None = field(repr=False)
+    jwt_token: str | None = field(repr=False)
     host: str
-    contexts: Tuple[str, ...]
+    contexts: tuple[str, ...]
     max_active_calls: int
     scheme: str
     request_timeout: float
     ping_interval: float
-    reconnect_backoff: Tuple[float, float]
+    reconnect_backoff: tuple[float, float]
     connect_timeout: float
 
     @property
@@ -54,17 +54,17 @@ class ClientConfig:
 
 def resolve_config(
     *,
-    project: Optional[str],
-    token: Optional[str],
-    jwt_token: Optional[str],
-    host: Optional[str],
-    contexts: Optional[Iterable[str]],
-    max_active_calls: Optional[int],
+    project: str | None,
+    token: str | None,
+    jwt_token: str | None,
+    host: str | None,
+    contexts: Iterable[str] | None,
+    max_active_calls: int | None,
     scheme: str,
     request_timeout: float,
     ping_interval: float,
-    reconnect_backoff: Tuple[float, float],
-    connect_timeout: Optional[float],
+    reconnect_backoff: tuple[float, float],
+    connect_timeout: float | None,
 ) -> ClientConfig:
     project = project or os.environ.get(ENV_PROJECT) or None
     token = token or os.environ.get(ENV_TOKEN) or None
@@ -121,7 +121,7 @@ def validate_host(host: str) -> str:
     return host
 
 
-def split_host_port(host: str) -> Tuple[str, Optional[str]]:
+def split_host_port(host: str) -> tuple[str, str | None]:
     """``"a.b:8080"`` → ``("a.b", "8080")``; IPv6 literals go in brackets: ``"[::1]:8080"``."""
     if host.startswith("["):
         name, _, rest = host[1:].partition("]")
@@ -142,7 +142,7 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def resolve_max_active_calls(value: Optional[int]) -> int:
+def resolve_max_active_calls(value: int | None) -> int:
     if value is not None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"max_active_calls must be a positive integer, not {value!r}")
@@ -168,11 +168,11 @@ def _positive_env_int(name: str, default: int) -> int:
     return value
 
 
-def _context_list(contexts: Optional[Iterable[str]]) -> List[str]:
+def _context_list(contexts: Iterable[str] | None) -> list[str]:
     if contexts is None:
         return []
     if isinstance(contexts, str):
-        raise ValueError(f"contexts must be a list of strings, e.g. [{contexts!r}], not a string")
+        raise ValueError(f"contexts must be a list of strings, e.g. [{contexts!r}], not a string")  # noqa: TRY004
     result = list(contexts)
     for context in result:
         if not isinstance(context, str) or not context:
@@ -185,7 +185,7 @@ def _check_positive(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
-def _backoff(value: Tuple[float, float]) -> Tuple[float, float]:
+def _backoff(value: tuple[float, float]) -> tuple[float, float]:
     try:
         low, high = value
     except (TypeError, ValueError):

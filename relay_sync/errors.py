@@ -51,3 +51,22 @@ class ClientClosedError(RelayError):
 
     def __init__(self, message: str = "the client is disconnected") -> None:
         super().__init__("closed", message)
+
+
+class RestError(RelayError):
+    """A REST request (tasks, JWT, recordings) failed.
+
+    ``status`` (also ``code``) is the HTTP status, or ``0`` when no response
+    came (the host could not be reached, or the connection broke or timed
+    out). ``body`` is the start of the response body, ``method`` and ``url``
+    say which request failed; none of them carry credentials.
+    """
+
+    BODY_LIMIT = 500
+
+    def __init__(self, status: int, message: str, *, method: str = "", url: str = "", body: str = "") -> None:
+        super().__init__(status, message)
+        self.status = status
+        self.method = method
+        self.url = url
+        self.body = body[: self.BODY_LIMIT]

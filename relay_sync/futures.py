@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Executor, Future, InvalidStateError
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, TypeVar
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def settle(future: "Future[T]", value: T) -> bool:
+def settle(future: Future[T], value: T) -> bool:
     """Set the result unless the future already has one; True if this call set it."""
     try:
         future.set_result(value)
@@ -29,7 +29,7 @@ def settle(future: "Future[T]", value: T) -> bool:
     return True
 
 
-def fail(future: "Future[Any]", error: BaseException) -> bool:
+def fail(future: Future[Any], error: BaseException) -> bool:
     """Set the exception unless the future is already settled; True if this call set it."""
     try:
         future.set_exception(error)
@@ -45,17 +45,17 @@ class HandoffFuture(Future):  # type: ignore[type-arg]
     ``add_done_callback`` functions right there, stalling every other call.
     """
 
-    def __init__(self, executor: Optional[Executor]) -> None:
+    def __init__(self, executor: Executor | None) -> None:
         super().__init__()
         self._executor = executor
 
-    def add_done_callback(self, fn: Callable[["Future[Any]"], object]) -> None:
+    def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
         executor = self._executor
         if executor is None:
             super().add_done_callback(fn)
             return
 
-        def hand_off(future: "Future[Any]") -> None:
+        def hand_off(future: Future[Any]) -> None:
             try:
                 executor.submit(_run_callback, fn, future)
             except RuntimeError:  # the pool is shut down: the client is closing
@@ -64,7 +64,7 @@ class HandoffFuture(Future):  # type: ignore[type-arg]
         super().add_done_callback(hand_off)
 
 
-def _run_callback(fn: Callable[["Future[Any]"], object], future: "Future[Any]") -> None:
+def _run_callback(fn: Callable[[Future[Any]], object], future: Future[Any]) -> None:
     try:
         fn(future)
     except Exception:

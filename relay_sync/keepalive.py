@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable
 
 from .timers import Timer, TimerThread
 
@@ -29,7 +29,7 @@ class Keepalive:
         *,
         interval: float,
         answer_timeout: float,
-        send_ping: Callable[[], Optional[Callable[[], None]]],
+        send_ping: Callable[[], Callable[[], None] | None],
         force_close: Callable[[str], None],
         max_failures: int = 3,
     ) -> None:
@@ -40,8 +40,8 @@ class Keepalive:
         self._force_close = force_close
         self._max_failures = max_failures
         self._lock = threading.Lock()
-        self._timer: Optional[Timer] = None
-        self._forget_ping: Optional[Callable[[], None]] = None
+        self._timer: Timer | None = None
+        self._forget_ping: Callable[[], None] | None = None
         self._ping_sent_at = 0.0
         self._failures = 0
         self._running = False

@@ -13,20 +13,20 @@ import logging
 import threading
 import uuid
 from concurrent.futures import Future
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 from .errors import AuthenticationError, RelayError
 from .futures import fail, settle
 
 log = logging.getLogger(__name__)
 
-JSONDict = Dict[str, Any]
+JSONDict = dict[str, Any]
 
 CONNECT_METHOD = "signalwire.connect"
 
 # Values of these keys never reach a log line, an exception message or a repr.
 SECRET_KEYS = frozenset(
-    {"token", "jwt_token", "refresh_token", "project", "project_id", "authorization_state"}
+    {"token", "jwt_token", "refresh_token", "project", "project_id", "authorization_state", "identity"}
 )
 MASK = "***"
 
@@ -37,13 +37,13 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def encode_request(method: str, params: JSONDict, request_id: Optional[str] = None) -> Tuple[str, str]:
+def encode_request(method: str, params: JSONDict, request_id: str | None = None) -> tuple[str, str]:
     """Return ``(id, text)`` of a request frame."""
     request_id = request_id or new_id()
     return request_id, _encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
 
 
-def encode_result(request_id: Any, result: Optional[JSONDict] = None) -> str:
+def encode_result(request_id: Any, result: JSONDict | None = None) -> str:
     """The answer to a server-initiated request (event ACK, ping, disconnect)."""
     return _encode({"jsonrpc": "2.0", "id": request_id, "result": result if result is not None else {}})
 
@@ -90,7 +90,7 @@ def response_result(method: str, frame: JSONDict) -> JSONDict:
 class PendingRequest:
     """One request awaiting its response: the frame text and the future it resolves."""
 
-    __slots__ = ("request_id", "method", "text", "future")
+    __slots__ = ("future", "method", "request_id", "text")
 
     def __init__(self, request_id: str, method: str, text: str) -> None:
         self.request_id = request_id
@@ -107,10 +107,15 @@ class PendingTable:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_id: Dict[str, PendingRequest] = {}
+        self._by_id: dict[str, PendingRequest] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
+
+    def methods(self) -> list[str]:
+        """The methods still awaiting a response (for diagnostics and tests)."""
+        with self._lock:
+            return [pending.method for pending in self._by_id.values()]
 
     def add(self, pending: PendingRequest) -> None:
         with self._lock:
@@ -135,7 +140,7 @@ class PendingTable:
             return
         settle(pending.future, result)
 
-    def fail_all(self, error: RelayError) -> List[PendingRequest]:
+    def fail_all(self, error: RelayError) -> list[PendingRequest]:
         with self._lock:
             failed = list(self._by_id.values())
             self._by_id.clear()

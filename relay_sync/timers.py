@@ -13,7 +13,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class Timer:
     """A scheduled callback; ``cancel()`` keeps it from running."""
 
-    __slots__ = ("deadline", "callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "deadline")
 
     def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
         self.deadline = deadline
@@ -36,9 +36,9 @@ class TimerThread:
     def __init__(self, name: str) -> None:
         self._name = name
         self._condition = threading.Condition()
-        self._heap: List[Tuple[float, int, Timer]] = []
+        self._heap: list[tuple[float, int, Timer]] = []
         self._sequence = itertools.count()  # tie-breaker: heap entries never compare Timers
-        self._thread: Optional[threading.Thread] = None
+        self._thread: threading.Thread | None = None
         self._stopped = False
 
     def start(self) -> None:
@@ -84,7 +84,7 @@ class TimerThread:
             except Exception:
                 log.exception("internal timer callback %r failed", timer.callback)
 
-    def _next_due(self) -> Optional[Timer]:
+    def _next_due(self) -> Timer | None:
         """Block (holding the condition) until a live timer is due; None once stopped."""
         while not self._stopped:
             if not self._heap:

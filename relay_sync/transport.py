@@ -30,7 +30,7 @@ import time
 from collections import deque
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, Callable, Deque, Dict, Optional
+from typing import Any, Callable
 
 import tenacity
 import websocket
@@ -66,20 +66,20 @@ class TransportOptions:
     request_timeout: float
     connect_timeout: float
     ping_interval: float
-    reconnect_backoff: "tuple[float, float]"
-    sslopt: Optional[Dict[str, Any]] = None
-    proxy: Optional[Dict[str, Any]] = None
+    reconnect_backoff: tuple[float, float]
+    sslopt: dict[str, Any] | None = None
+    proxy: dict[str, Any] | None = None
 
 
 @dataclass
 class SessionInfo:
     """What ``signalwire.connect`` returned, plus the state resent on reconnect."""
 
-    protocol: Optional[str] = None
-    identity: Optional[str] = None
-    authorization: Optional[JSONDict] = None
-    session_id: Optional[str] = None
-    authorization_state: Optional[str] = None
+    protocol: str | None = None
+    identity: str | None = None
+    authorization: JSONDict | None = None
+    session_id: str | None = None
+    authorization_state: str | None = None
 
     def forget_resumption(self) -> None:
         self.protocol = None
@@ -117,17 +117,17 @@ class Transport:
             force_close=self.force_reconnect,
         )
         self._pending = PendingTable()
-        self._backlog: Deque[PendingRequest] = deque()
+        self._backlog: deque[PendingRequest] = deque()
         # _state_lock guards _ws, _connected, _closed and the backlog;
         # _send_lock orders writes on the socket (taken before _state_lock when both are needed).
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
-        self._ws: Optional[websocket.WebSocket] = None
+        self._ws: websocket.WebSocket | None = None
         self._connected = False
         self._closed = False
-        self._fatal: Optional[RelayError] = None
+        self._fatal: RelayError | None = None
         self._closing = threading.Event()
-        self._io_thread: Optional[threading.Thread] = None
+        self._io_thread: threading.Thread | None = None
         self._auth_failures = 0
 
     # -- public surface ----------------------------------------------------
@@ -140,11 +140,14 @@ class Transport:
     def pending_count(self) -> int:
         return len(self._pending)
 
+    def pending_methods(self) -> list[str]:
+        return self._pending.methods()
+
     @property
     def backlog_count(self) -> int:
         return len(self._backlog)
 
-    def open(self, timeout: Optional[float] = None) -> None:
+    def open(self, timeout: float | None = None) -> None:
         """Connect and authenticate in the caller's thread, then start the I/O thread.
 
         Raises ``AuthenticationError`` when the credentials are refused and
@@ -163,7 +166,7 @@ class Transport:
         self._io_thread = threading.Thread(target=self._io_main, args=(ws,), name="relay_sync-io", daemon=True)
         self._io_thread.start()
 
-    def request(self, method: str, params: JSONDict, timeout: Optional[float] = None) -> JSONDict:
+    def request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
         """Send a request and block until its result (2xx) or a ``RelayError``."""
         pending = self.submit(method, params)
         wait = timeout if timeout is not None else self._options.request_timeout
@@ -240,10 +243,10 @@ class Transport:
 
     def _open_session(self, timeout: float) -> websocket.WebSocket:
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True, sslopt=self._options.sslopt)
-        ws.connect(self._options.url, timeout=timeout, **(self._options.proxy or {}))
+        ws.connect(self._options.url, timeout=timeout, **(self._options.proxy or {}))  # type: ignore[no-untyped-call]
         with self._state_lock:
             if self._closed:
-                ws.shutdown()
+                ws.shutdown()  # type: ignore[no-untyped-call]
                 raise ClientClosedError()
             self._ws = ws  # server requests during the handshake are answered on it
         try:
@@ -322,11 +325,11 @@ class Transport:
 
     # -- writing -----------------------------------------------------------
 
-    def _write(self, ws: Optional[websocket.WebSocket], pending: PendingRequest) -> None:
+    def _write(self, ws: websocket.WebSocket | None, pending: PendingRequest) -> None:
         with self._send_lock:
             self._write_locked(ws, pending)
 
-    def _write_locked(self, ws: Optional[websocket.WebSocket], pending: PendingRequest) -> bool:
+    def _write_locked(self, ws: websocket.WebSocket | None, pending: PendingRequest) -> bool:
         if ws is None:
             self._pending.discard(pending.request_id)
             pending.fail(ConnectionLostError())
@@ -355,7 +358,7 @@ class Transport:
             except LINK_ERRORS as error:
                 log.debug("could not answer the server: %s", _describe(error))
 
-    def _send_keepalive_ping(self) -> Optional[Callable[[], None]]:
+    def _send_keepalive_ping(self) -> Callable[[], None] | None:
         with self._state_lock:
             live = self._connected and not self._closed
         if not live:
@@ -369,7 +372,7 @@ class Transport:
     # -- the I/O thread ----------------------------------------------------
 
     def _io_main(self, ws: websocket.WebSocket) -> None:
-        current: Optional[websocket.WebSocket] = ws
+        current: websocket.WebSocket | None = ws
         while current is not None:
             self._read_until_lost(current)
             self._link_lost(current)
@@ -407,7 +410,7 @@ class Transport:
         _shutdown(ws)
         self._pending.fail_all(ConnectionLostError())
 
-    def _reconnect(self) -> Optional[websocket.WebSocket]:
+    def _reconnect(self) -> websocket.WebSocket | None:
         """Log in again with backoff; None when closing or when retrying is hopeless."""
         low, high = self._options.reconnect_backoff
         # A random first delay under `low`: quick to heal a blip, and a restarted
@@ -418,7 +421,7 @@ class Transport:
             wait=tenacity.wait_exponential_jitter(initial=low, max=high, jitter=low),
             stop=lambda state: self._closing.is_set() or self._auth_failures >= AUTH_FAILURE_LIMIT,
             retry=tenacity.retry_if_exception_type((RelayError, *LINK_ERRORS)),
-            sleep=self._closing.wait,
+            sleep=self._sleep_unless_closing,
             before_sleep=self._log_retry,
             reraise=True,
         )
@@ -433,6 +436,9 @@ class Transport:
             return None
         self._keepalive.start()
         return ws
+
+    def _sleep_unless_closing(self, seconds: float) -> None:
+        self._closing.wait(seconds)  # close() cuts the backoff short
 
     def _reconnect_once(self) -> websocket.WebSocket:
         if self._closing.is_set():
@@ -465,7 +471,7 @@ class Transport:
 
     # -- incoming frames (I/O thread) --------------------------------------
 
-    def _decode(self, raw: Any) -> Optional[JSONDict]:
+    def _decode(self, raw: Any) -> JSONDict | None:
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
@@ -536,7 +542,7 @@ class Transport:
                 frame_log.debug("%s <unparsable frame>", direction)
 
 
-def _describe(error: Optional[BaseException]) -> str:
+def _describe(error: BaseException | None) -> str:
     if error is None:
         return "unknown error"
     text = str(error) or type(error).__name__
@@ -551,7 +557,7 @@ def _shutdown(ws: websocket.WebSocket) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed by the peer
-    ws.shutdown()
+    ws.shutdown()  # type: ignore[no-untyped-call]
 
 
 def _close_gracefully(ws: websocket.WebSocket, send_lock: threading.Lock) -> None:

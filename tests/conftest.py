@@ -7,7 +7,8 @@ the test fails if any relay_sync thread is still alive afterwards.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, List
+from collections.abc import Iterator
+from typing import Any, Callable
 
 import pytest
 
@@ -18,7 +19,7 @@ from relay_sync.testing import RelayTestServer
 FAST = {"request_timeout": 2.0, "ping_interval": 5.0, "reconnect_backoff": (0.05, 0.2)}
 
 
-def relay_threads() -> List[str]:
+def relay_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("relay_sync")]
 
 
@@ -32,7 +33,7 @@ def server() -> Iterator[RelayTestServer]:
 def make_client(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., RelayClient]]:
     """``make_client(connect=True, **kwargs)``: a client for ``server`` with fast timings."""
     monkeypatch.setenv("RELAY_MAX_CONNECTIONS", "16")
-    clients: List[RelayClient] = []
+    clients: list[RelayClient] = []
 
     def make(connect: bool = True, **kwargs: Any) -> RelayClient:
         options = dict(FAST)

@@ -2,4 +2,4 @@
 
 from .server import JournalEntry, RelayTestServer, ServerSession
 
-__all__ = ["RelayTestServer", "ServerSession", "JournalEntry"]
+__all__ = ["JournalEntry", "RelayTestServer", "ServerSession"]

@@ -19,17 +19,20 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Union
+from typing import Any, Callable, Optional
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 log = logging.getLogger(__name__)
 
-JSONDict = Dict[str, Any]
+JSONDict = dict[str, Any]
 # handler(session, params) -> result dict (or None for the default result)
 MethodHandler = Callable[["ServerSession", JSONDict], Optional[JSONDict]]
+# after(session, params, result): runs right after the answer went out
+AfterAnswer = Callable[["ServerSession", JSONDict, JSONDict], None]
 
 
 @dataclass(frozen=True)
@@ -41,35 +44,36 @@ class JournalEntry:
 
 @dataclass
 class MethodBehaviour:
-    result: Optional[JSONDict] = None
-    code: Optional[str] = None
-    message: Optional[str] = None
-    error: Optional[JSONDict] = None
+    result: JSONDict | None = None
+    code: str | None = None
+    message: str | None = None
+    error: JSONDict | None = None
     delay: float = 0.0
     silent: bool = False
-    handler: Optional[MethodHandler] = None
+    handler: MethodHandler | None = None
+    after: AfterAnswer | None = None
 
 
 class ServerSession:
     """One client connection as the server sees it."""
 
-    def __init__(self, server: "RelayTestServer", number: int, connection: ServerConnection) -> None:
+    def __init__(self, server: RelayTestServer, number: int, connection: ServerConnection) -> None:
         self.server = server
         self.number = number
         self.connection = connection
-        self.protocol: Optional[str] = None
-        self.contexts: Set[str] = set()
+        self.protocol: str | None = None
+        self.contexts: set[str] = set()
         self.authenticated = threading.Event()
         self.closed = threading.Event()
         self.silent = False
-        self._acked: Set[str] = set()
-        self._answers: Dict[str, JSONDict] = {}
+        self._acked: set[str] = set()
+        self._answers: dict[str, JSONDict] = {}
         self._send_lock = threading.Lock()
 
     # -- pushing to the client ---------------------------------------------
 
-    def send(self, frame: Union[JSONDict, str, bytes]) -> None:
-        data: Union[str, bytes] = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
+    def send(self, frame: JSONDict | str | bytes) -> None:
+        data: str | bytes = frame if isinstance(frame, (str, bytes)) else json.dumps(frame)
         self.server._record(self.number, "send", frame)
         with self._send_lock:
             try:
@@ -112,7 +116,7 @@ class ServerSession:
             self.connection.socket.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already gone
-        self.connection.socket.close()
+        self.connection.close_socket()  # also wakes websockets' reader thread
 
     def go_silent(self) -> None:
         """Keep the socket open but stop answering anything (a half-open link)."""
@@ -149,28 +153,30 @@ class RelayTestServer:
         jwt_tokens: Iterable[str] = ("test-jwt",),
         host: str = "127.0.0.1",
         port: int = 0,
-        authorization: Optional[JSONDict] = None,
+        authorization: JSONDict | None = None,
     ) -> None:
         self.project = project
         self.token = token
-        self.jwt_tokens: Set[str] = set(jwt_tokens)
+        self.jwt_tokens: set[str] = set(jwt_tokens)
         self.authorization: JSONDict = authorization or {"project_id": project, "scopes": ["calling", "messaging"]}
         self.reject_logins = False
-        self.authorization_state_after_connect: Optional[str] = None
+        self._logins_open = threading.Event()
+        self._logins_open.set()
+        self.authorization_state_after_connect: str | None = None
         self._host = host
         self._port = port
-        self._server: Optional[Server] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
-        self._behaviours: Dict[str, MethodBehaviour] = {}
-        self._protocols: Set[str] = set()
-        self._timers: List[threading.Timer] = []
-        self.journal: List[JournalEntry] = []
-        self.sessions: List[ServerSession] = []
+        self._behaviours: dict[str, MethodBehaviour] = {}
+        self._protocols: set[str] = set()
+        self._timers: list[threading.Timer] = []
+        self.journal: list[JournalEntry] = []
+        self.sessions: list[ServerSession] = []
 
     # -- lifecycle ------------------------------------------------------------
 
-    def start(self) -> "RelayTestServer":
+    def start(self) -> RelayTestServer:
         self._server = serve(
             self._serve_connection, self._host, self._port, ping_interval=None, compression=None, max_size=2**22
         )
@@ -180,6 +186,7 @@ class RelayTestServer:
         return self
 
     def stop(self) -> None:
+        self._logins_open.set()
         for timer in self._timers:
             timer.cancel()
         for session in list(self.sessions):
@@ -191,7 +198,7 @@ class RelayTestServer:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "RelayTestServer":
+    def __enter__(self) -> RelayTestServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -219,22 +226,32 @@ class RelayTestServer:
         self,
         method: str,
         *,
-        result: Optional[JSONDict] = None,
-        code: Optional[str] = None,
-        message: Optional[str] = None,
-        error: Optional[JSONDict] = None,
+        result: JSONDict | None = None,
+        code: str | None = None,
+        message: str | None = None,
+        error: JSONDict | None = None,
         delay: float = 0.0,
         silent: bool = False,
-        handler: Optional[MethodHandler] = None,
+        handler: MethodHandler | None = None,
+        after: AfterAnswer | None = None,
     ) -> None:
         """Say how to answer ``method`` from now on.
 
         ``code``/``message`` set ``result.code``; ``error`` answers with a
         JSON-RPC error object; ``delay`` answers later; ``silent`` never
         answers; ``handler(session, params)`` computes the result (and may
-        push events on the session).
+        push events on the session, which then reach the client ahead of
+        the answer); ``after(session, params, result)`` runs right after the
+        answer was sent, to push events that follow it on the wire.
         """
-        self._behaviours[method] = MethodBehaviour(result, code, message, error, delay, silent, handler)
+        self._behaviours[method] = MethodBehaviour(result, code, message, error, delay, silent, handler, after)
+
+    def pause_logins(self) -> None:
+        """Hold every ``signalwire.connect`` unanswered until :meth:`resume_logins`."""
+        self._logins_open.clear()
+
+    def resume_logins(self) -> None:
+        self._logins_open.set()
 
     def session(self, index: int = -1) -> ServerSession:
         return self.sessions[index]
@@ -249,7 +266,7 @@ class RelayTestServer:
             raise TimeoutError(f"fewer than {count} authenticated sessions after {timeout} s")
         return [s for s in self.sessions if s.authenticated.is_set()][-1]
 
-    def requests(self, method: Optional[str] = None) -> List[JSONDict]:
+    def requests(self, method: str | None = None) -> list[JSONDict]:
         """Request frames the clients sent (optionally only those of ``method``), oldest first."""
         with self._changed:
             return [
@@ -271,7 +288,7 @@ class RelayTestServer:
     ) -> JSONDict:
         """Block until ``count`` requests of ``method`` matching ``predicate`` arrived; returns the last."""
 
-        def matching() -> List[JSONDict]:
+        def matching() -> list[JSONDict]:
             return [f for f in self.requests(method) if predicate(f.get("params") or {})]
 
         with self._changed:
@@ -302,7 +319,7 @@ class RelayTestServer:
             with self._changed:
                 self._changed.notify_all()
 
-    def _handle_raw(self, session: ServerSession, raw: Union[str, bytes]) -> None:
+    def _handle_raw(self, session: ServerSession, raw: str | bytes) -> None:
         try:
             frame = json.loads(raw)
         except ValueError:
@@ -326,13 +343,19 @@ class RelayTestServer:
         if behaviour.silent:
             return
         answer = self._answer(session, method, params, frame["id"], behaviour)
+
+        def deliver() -> None:
+            session.send(answer)
+            if behaviour.after is not None:
+                behaviour.after(session, params, answer.get("result") or {})
+
         if behaviour.delay > 0:
-            timer = threading.Timer(behaviour.delay, session.send, args=(answer,))
+            timer = threading.Timer(behaviour.delay, deliver)
             timer.daemon = True
             self._timers.append(timer)
             timer.start()
         else:
-            session.send(answer)
+            deliver()
 
     def _answer(
         self, session: ServerSession, method: str, params: JSONDict, request_id: Any, behaviour: MethodBehaviour
@@ -371,6 +394,8 @@ class RelayTestServer:
         return {"code": "200", "message": "OK"}
 
     def _login(self, session: ServerSession, request_id: Any, params: JSONDict) -> None:
+        if not self._logins_open.wait(timeout=30):
+            return
         authentication = params.get("authentication") or {}
         ok = not self.reject_logins and (
             authentication.get("jwt_token") in self.jwt_tokens
