@@ -418,7 +418,7 @@ class Transport:
         if self._closing.wait(random.uniform(0, low)):
             return None
         retrying = tenacity.Retrying(
-            wait=tenacity.wait_exponential_jitter(initial=low, max=high, jitter=low),
+            wait=tenacity.wait_exponential(multiplier=low, max=high) + tenacity.wait_random(0, low),
             stop=lambda state: self._closing.is_set() or self._auth_failures >= AUTH_FAILURE_LIMIT,
             retry=tenacity.retry_if_exception_type((RelayError, *LINK_ERRORS)),
             sleep=self._sleep_unless_closing,
