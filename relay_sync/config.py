@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -23,9 +24,33 @@ ENV_JWT = "SIGNALWIRE_JWT_TOKEN"
 ENV_SPACE = "SIGNALWIRE_SPACE"
 ENV_MAX_ACTIVE_CALLS = "RELAY_MAX_ACTIVE_CALLS"
 ENV_MAX_CONNECTIONS = "RELAY_MAX_CONNECTIONS"
+ENV_CA_FILE = "SIGNALWIRE_RELAY_CA_FILE"
 
 # Characters that make a host a URL or a header injection, never a hostname.
 _FORBIDDEN_HOST_CHARS = set("@/?\\#\r\n\t ")
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    """An HTTP proxy that tunnels the WebSocket (CONNECT) and the REST calls."""
+
+    url: str = field(repr=False)  # may carry user:password
+    host: str
+    port: int
+    auth: tuple[str, str] | None = field(default=None, repr=False)
+
+    def websocket_options(self) -> dict[str, object]:
+        options: dict[str, object] = {
+            "http_proxy_host": self.host,
+            "http_proxy_port": self.port,
+            "proxy_type": "http",
+        }
+        if self.auth is not None:
+            options["http_proxy_auth"] = self.auth
+        return options
+
+    def requests_proxies(self) -> dict[str, str]:
+        return {"http": self.url, "https": self.url}
 
 
 @dataclass(frozen=True)
@@ -43,6 +68,8 @@ class ClientConfig:
     ping_interval: float
     reconnect_backoff: tuple[float, float]
     connect_timeout: float
+    ca_file: str | None = None
+    proxy: ProxySettings | None = None
 
     @property
     def url(self) -> str:
@@ -65,6 +92,8 @@ def resolve_config(
     ping_interval: float,
     reconnect_backoff: tuple[float, float],
     connect_timeout: float | None,
+    ca_file: str | None = None,
+    proxy: str | None = None,
 ) -> ClientConfig:
     project = project or os.environ.get(ENV_PROJECT) or None
     token = token or os.environ.get(ENV_TOKEN) or None
@@ -101,7 +130,30 @@ def resolve_config(
         ping_interval=float(ping_interval),
         reconnect_backoff=(low, high),
         connect_timeout=float(connect_timeout if connect_timeout is not None else request_timeout),
+        ca_file=resolve_ca_file(ca_file),
+        proxy=parse_proxy(proxy) if proxy else None,
     )
+
+
+def resolve_ca_file(ca_file: str | None) -> str | None:
+    """A CA bundle (PEM) to verify the server with, from the argument or ``SIGNALWIRE_RELAY_CA_FILE``."""
+    path = ca_file or os.environ.get(ENV_CA_FILE) or None
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"ca_file {path!r} (or {ENV_CA_FILE}) is not a readable file")
+    return path
+
+
+def parse_proxy(url: str) -> ProxySettings:
+    """``http://[user:password@]host:port`` → ProxySettings."""
+    parsed = urlsplit(url)
+    if parsed.scheme != "http" or not parsed.hostname:
+        raise ValueError("proxy must look like 'http://host:port' (an HTTP proxy that supports CONNECT)")
+    try:
+        port = parsed.port or 80
+    except ValueError:
+        raise ValueError("proxy has an invalid port") from None
+    auth = (unquote(parsed.username), unquote(parsed.password or "")) if parsed.username else None
+    return ProxySettings(url=url, host=parsed.hostname, port=port, auth=auth)
 
 
 def validate_host(host: str) -> str:

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Callable
 
+from .threads import start_daemon
+
 log = logging.getLogger(__name__)
 
 
@@ -46,8 +48,7 @@ class TimerThread:
             if self._thread is not None:
                 return
             self._stopped = False
-            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-            self._thread.start()
+            self._thread = start_daemon(self._run, self._name)
 
     def stop(self) -> None:
         """Stop the thread and drop every pending timer; joins unless called from the thread itself."""

@@ -48,6 +48,7 @@ from .rpc import (
     masked,
     response_result,
 )
+from .threads import start_daemon
 from .timers import TimerThread
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class TransportOptions:
     ping_interval: float
     reconnect_backoff: tuple[float, float]
     sslopt: dict[str, Any] | None = None
-    proxy: dict[str, Any] | None = None
+    proxy: dict[str, Any] | None = None  # websocket-client's http_proxy_* options
 
 
 @dataclass
@@ -155,16 +156,18 @@ class Transport:
         """
         try:
             ws = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
-        except RelayError:
+            self.timers.start()
+            self._keepalive.start()
+            self._io_thread = start_daemon(self._io_main, "relay_sync-io", ws)
+        except RelayError:  # before LINK_ERRORS: RelayTimeoutError is an OSError too
             self.close()
             raise
         except LINK_ERRORS as error:
             self.close()
             raise RelayError("connect_failed", f"could not connect to {self._options.url}: {_describe(error)}") from None
-        self.timers.start()
-        self._keepalive.start()
-        self._io_thread = threading.Thread(target=self._io_main, args=(ws,), name="relay_sync-io", daemon=True)
-        self._io_thread.start()
+        except BaseException:  # Ctrl-C mid-connect: leave no thread behind
+            self.close()
+            raise
 
     def request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
         """Send a request and block until its result (2xx) or a ``RelayError``."""
