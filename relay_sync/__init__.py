@@ -8,6 +8,21 @@ Everything a user needs is importable from here::
 import logging
 
 from ._version import __version__
+from .actions import (
+    Action,
+    AIAction,
+    CollectAction,
+    DetectAction,
+    FaxAction,
+    PayAction,
+    PlayAction,
+    RecordAction,
+    StandaloneCollectAction,
+    StreamAction,
+    TapAction,
+    TranscribeAction,
+)
+from .calls import Call
 from .client import RelayClient
 from .errors import (
     AuthenticationError,
@@ -16,15 +31,30 @@ from .errors import (
     RelayError,
     RelayTimeoutError,
 )
+from .messaging import Message
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
-    "__version__",
+    "AIAction",
+    "Action",
+    "AuthenticationError",
+    "Call",
+    "ClientClosedError",
+    "CollectAction",
+    "ConnectionLostError",
+    "DetectAction",
+    "FaxAction",
+    "Message",
+    "PayAction",
+    "PlayAction",
+    "RecordAction",
     "RelayClient",
     "RelayError",
-    "AuthenticationError",
-    "ClientClosedError",
-    "ConnectionLostError",
     "RelayTimeoutError",
+    "StandaloneCollectAction",
+    "StreamAction",
+    "TapAction",
+    "TranscribeAction",
+    "__version__",
 ]

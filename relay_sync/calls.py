@@ -1,33 +1,523 @@
-"""Inbound and outbound calls: the CallingService behind RelayClient.on_call / dial."""
+"""Calls: ``Call`` (one live call, inbound or dialed, with every command on
+it) and ``CallingService``, the client's table of live calls, which routes
+``calling.*`` events, runs ``on_call`` handlers and keeps to ``max_active_calls``.
+
+``CallingService.on_event`` and ``Call._handle_event`` run on the I/O thread:
+they update state, settle futures and hand user code to the handler pool,
+never block and never run user code. Commands run in the caller's thread and
+block on the server's response.
+"""
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
+from .actions import A, Action, call_when_done, wait_result
+from .commands import PASS, CallCommands, Command, Devices, OnCompleted, Operation, build_params
+from .constants import CALL_STATE_ENDED, EVENT_CALL_DIAL, EVENT_CALL_RECEIVE, EVENT_CALL_STATE, EVENT_CALLING_ERROR
+from .dialing import Dialer
+from .errors import RelayError, RelayTimeoutError
+from .events import CallStateEvent, RelayEvent, parse_event
+from .futures import HandoffFuture, fail, settle
+from .ordered import OrderedRunner
 from .rpc import JSONDict
 
 if TYPE_CHECKING:
     from .client import RelayClient
 
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[["Call"], Any]
+EventHandler = Callable[[RelayEvent], Any]
+
+# Result codes meaning "that call no longer exists": not an error for a command on it.
+GONE_CODES = frozenset({"404", "410"})
+
+
+def _is_gone(error: RelayError) -> bool:
+    return str(error.code) in GONE_CODES
+
+
+def _text(params: Mapping[str, Any], key: str) -> str | None:
+    value = params.get(key)
+    return value if isinstance(value, str) else None
+
+
+class _Waiter:
+    """One ``wait_for`` in progress: the I/O thread queues matching-type events
+    (then an error if the call goes away); the waiting thread tests its
+    predicate on them itself, so user code never runs on the I/O thread."""
+
+    __slots__ = ("event_type", "inbox")
+
+    def __init__(self, event_type: str) -> None:
+        self.event_type = event_type
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+
+class Call(CallCommands):
+    """A live call: received by an ``on_call`` handler or returned by ``dial()``.
+
+    Every command blocks until the server answered it and raises
+    ``RelayError`` on failure, except ``404``/``410`` (the call is already
+    gone), which return ``{}``. Operations such as ``play()`` return an
+    :class:`~relay_sync.actions.Action` to ``wait()`` on.
+
+    ``ended`` is a ``concurrent.futures.Future`` resolved with the
+    ``calling.call.state`` event whose state is ``ended``.
+    """
+
+    def __init__(
+        self,
+        service: CallingService,
+        params: Mapping[str, Any],
+        *,
+        direction: str | None = None,
+        state: str | None = None,
+    ) -> None:
+        self._service = service
+        self._client = service.client
+        self._handler_pool = service.client._handler_pool
+        self.call_id: str = str(params["call_id"])
+        self.node_id: str | None = _text(params, "node_id")
+        self.project_id: str | None = _text(params, "project_id")
+        # The call's own context (from the event), never the session's protocol string.
+        self.context: str | None = _text(params, "context")
+        self.tag: str | None = _text(params, "tag")
+        self.direction: str | None = _text(params, "direction") or direction
+        device = params.get("device")
+        self.device: JSONDict = dict(device) if isinstance(device, dict) else {}
+        self.segment_id: str | None = _text(params, "segment_id")
+        self.ended: Future[RelayEvent] = HandoffFuture(self._handler_pool)
+        # _lock guards _state, the tables below and how the call left (_ended_event / _detached).
+        self._lock = threading.Lock()
+        self._state: str | None = state or _text(params, "call_state")
+        self._actions: dict[str, Action] = {}
+        self._listeners: dict[str, list[EventHandler]] = {}
+        self._waiters: list[_Waiter] = []
+        self._ended_event: RelayEvent | None = None
+        self._detached: RelayError | None = None  # passed back to routing, or the client closed
+        self._listener_runner = OrderedRunner(self._handler_pool, f"call {self.call_id}")
+
+    def __repr__(self) -> str:
+        return f"<Call call_id={self.call_id!r} direction={self.direction!r} state={self._state!r}>"
+
+    @property
+    def state(self) -> str | None:
+        """The latest call state: ``created``, ``ringing``, ``answered``, ``ending`` or ``ended``."""
+        return self._state
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def pass_(self, **extra: Any) -> JSONDict:
+        """Hand the inbound call back to RELAY routing, so another client on its context may take it.
+
+        The call leaves this client: its pending waits fail with ``RelayError("passed")``.
+        """
+        result = self._command(PASS, {}, extra)
+        self._service._forget(self)
+        self._detach(RelayError("passed", f"call {self.call_id} was passed back to routing"))
+        return result
+
+    # -- events ---------------------------------------------------------------
+
+    def on(self, event_type: str, handler: EventHandler) -> None:
+        """Run ``handler(event)`` on the handler pool for each ``event_type`` event of this call.
+
+        A call's listeners run one at a time, in event order; what a listener raises is logged.
+        """
+        with self._lock:
+            self._listeners.setdefault(event_type, []).append(handler)
+
+    def wait_for(
+        self,
+        event_type: str,
+        predicate: Callable[[RelayEvent], bool] | None = None,
+        timeout: float | None = None,
+    ) -> RelayEvent:
+        """Block until the next ``event_type`` event of this call for which ``predicate`` holds.
+
+        Raises ``TimeoutError`` (``RelayTimeoutError``) when ``timeout`` passes,
+        and ``RelayError`` when the call ends or leaves the client first.
+        """
+        waiter = _Waiter(event_type)
+        with self._lock:
+            ended, detached = self._ended_event, self._detached
+            if ended is None and detached is None:
+                self._waiters.append(waiter)
+        if detached is not None:
+            raise detached
+        if ended is not None:
+            if ended.event_type == event_type and (predicate is None or predicate(ended)):
+                return ended
+            raise RelayError("call_ended", f"call {self.call_id} has ended; no {event_type} event will come")
+        try:
+            return self._next_match(waiter, predicate, timeout)
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def _next_match(
+        self, waiter: _Waiter, predicate: Callable[[RelayEvent], bool] | None, timeout: float | None
+    ) -> RelayEvent:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            try:
+                if remaining is not None and remaining <= 0:
+                    raise queue.Empty
+                item = waiter.inbox.get(timeout=remaining)
+            except queue.Empty:
+                what = f"no matching {waiter.event_type} event on call {self.call_id}"
+                raise RelayTimeoutError(f"{what} within {timeout:g} s") from None
+            if isinstance(item, BaseException):
+                raise item
+            if predicate is None or predicate(item):
+                event: RelayEvent = item
+                return event
+
+    def wait_for_ended(self, timeout: float | None = None) -> RelayEvent:
+        """Block until the call ends; returns its ``ended`` state event."""
+        event: RelayEvent = wait_result(self.ended, timeout, f"call {self.call_id}")
+        return event
+
+    # -- the command mechanism (caller's thread) -------------------------------
+
+    def _send(self, method: str, fields: JSONDict) -> JSONDict:
+        """Send ``method`` for this call; a 404/410 (the call is gone) is logged and gives ``{}``."""
+        try:
+            return self._client._request(method, self._wire_params(fields))
+        except RelayError as error:
+            if not _is_gone(error):
+                raise
+            log.info("%s: call %s is already gone (%s)", method, self.call_id, error.code)
+            return {}
+
+    def _wire_params(self, fields: JSONDict) -> JSONDict:
+        params = dict(fields)
+        params["node_id"] = self.node_id
+        params["call_id"] = self.call_id
+        return params
+
+    def _command(
+        self, command: Command, fields: JSONDict, extra: Mapping[str, Any], control_id: str | None = None
+    ) -> JSONDict:
+        params = build_params(command, fields, extra)
+        if command.control:
+            params["control_id"] = control_id or str(uuid.uuid4())
+        return self._send(command.method, params)
+
+    def _start(
+        self,
+        command: Operation[A],
+        fields: JSONDict,
+        extra: Mapping[str, Any],
+        control_id: str | None,
+        on_completed: OnCompleted[A],
+    ) -> A:
+        params = build_params(command, fields, extra)
+        control_id = control_id or str(uuid.uuid4())
+        params["control_id"] = control_id
+        action = command.action(self, command.method, control_id, params)
+        # Registered before the request goes out: the server may report on the
+        # operation before it answers the request.
+        with self._lock:
+            if control_id in self._actions:
+                raise ValueError(f"control_id {control_id!r} is already in use by a running action on this call")
+            ended, detached = self._ended_event, self._detached
+            if ended is None and detached is None:
+                self._actions[control_id] = action
+        if on_completed is not None:
+            call_when_done(action, on_completed)
+        try:
+            self._client._request(command.method, self._wire_params(params))
+        except RelayError as error:
+            self._drop_action(action)
+            if not _is_gone(error):
+                action._fail(error)
+                raise
+            log.info("%s: call %s is already gone (%s); the action is done", command.method, self.call_id, error.code)
+            action._finish(self._gone_event(), completed=False)
+            return action
+        if detached is not None:
+            action._fail(detached)
+        elif ended is not None:
+            action._finish(ended, completed=False)
+        return action
+
+    def _drop_action(self, action: Action) -> None:
+        with self._lock:
+            if self._actions.get(action.control_id) is action:
+                del self._actions[action.control_id]
+
+    def _gone_event(self) -> RelayEvent:
+        """What an action on a vanished call resolves with: the call's ended event,
+        or (when the server said 404/410 before any arrived) one standing in for it."""
+        with self._lock:
+            if self._ended_event is not None:
+                return self._ended_event
+        params = {"call_id": self.call_id, "node_id": self.node_id, "tag": self.tag, "call_state": CALL_STATE_ENDED}
+        return CallStateEvent(EVENT_CALL_STATE, params)
+
+    # -- fed by the CallingService (I/O thread) --------------------------------
+
+    def _handle_event(self, event: RelayEvent) -> None:
+        """Apply one event of this call; an ``ended`` state takes it out of the service's table."""
+        finished: Action | None = None
+        orphans: list[Action] = []
+        left: list[_Waiter] = []
+        with self._lock:
+            if self._ended_event is not None or self._detached is not None:
+                return  # a straggler after the end
+            ended = False
+            if event.event_type == EVENT_CALL_STATE:
+                state = event.state
+                if state is not None:
+                    self._state = state
+                ended = state == CALL_STATE_ENDED
+            control_id = event.control_id
+            action = self._actions.get(control_id) if control_id is not None else None
+            if action is not None and action._observe(event):
+                del self._actions[action.control_id]
+                finished = action
+            listeners = list(self._listeners.get(event.event_type, ()))
+            waiters = [w for w in self._waiters if w.event_type == event.event_type]
+            if ended:
+                self._ended_event = event
+                orphans = list(self._actions.values())
+                self._actions.clear()
+                left = list(self._waiters)
+        if finished is not None:
+            finished._finish(event, completed=True)
+        for waiter in waiters:
+            waiter.inbox.put(event)
+        for listener in listeners:
+            self._listener_runner.submit(listener, event)
+        if ended:
+            # Out of the table before anything observable resolves: whoever
+            # wakes on call.ended (or on an action) finds the table without it.
+            self._service._forget(self)
+            for orphan in orphans:  # their operations died with the call
+                orphan._finish(event, completed=False)
+            gone = RelayError("call_ended", f"call {self.call_id} ended")
+            for waiter in left:
+                waiter.inbox.put(gone)
+            settle(self.ended, event)
+
+    def _detach(self, error: RelayError) -> None:
+        """The call left this client without ending here (passed, or the client closed)."""
+        with self._lock:
+            if self._ended_event is not None or self._detached is not None:
+                return
+            self._detached = error
+            orphans = list(self._actions.values())
+            self._actions.clear()
+            waiters = list(self._waiters)
+        for orphan in orphans:
+            orphan._fail(error)
+        for waiter in waiters:
+            waiter.inbox.put(error)
+        fail(self.ended, error)
+
 
 class CallingService:
-    """Placeholder wiring; the Calls issue fills it in."""
+    """The client's live calls: routes ``calling.*`` events, runs ``on_call``
+    handlers on the handler pool, passes inbound calls beyond
+    ``max_active_calls`` back to routing, and places outbound dials."""
 
-    def __init__(self, client: "RelayClient") -> None:
-        self._client = client
+    def __init__(self, client: RelayClient) -> None:
+        self.client = client
+        # _lock guards the call table, the set of active inbound calls and _closed.
+        self._lock = threading.Lock()
+        self._calls: dict[str, Call] = {}
+        self._inbound: set[str] = set()
+        self._handler: CallHandler | None = None
+        self._closed = False
+        self._dialer = Dialer(self)
+        client._on_session_start(self._session_started)
 
-    def on_call(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        raise NotImplementedError("calls are not implemented yet")
+    @property
+    def call_count(self) -> int:
+        """Calls in the table (inbound and dialed, not yet ended)."""
+        return len(self._calls)
 
-    def dial(self, devices: List[List[JSONDict]], **options: Any) -> Any:
-        raise NotImplementedError("calls are not implemented yet")
+    @property
+    def active_inbound(self) -> int:
+        """Inbound calls counted against ``max_active_calls``."""
+        return len(self._inbound)
 
-    def dial_future(self, devices: List[List[JSONDict]], **options: Any) -> "Future[Any]":
-        raise NotImplementedError("calls are not implemented yet")
+    # -- public entry points (RelayClient delegates here) ---------------------
+
+    def on_call(self, handler: CallHandler) -> CallHandler:
+        if not callable(handler):
+            raise TypeError(f"on_call needs a function taking the Call, not {handler!r}")
+        if self._handler is not None:
+            log.warning("on_call: replacing handler %r with %r", self._handler, handler)
+        self._handler = handler
+        return handler
+
+    def dial(
+        self,
+        devices: Devices,
+        *,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        dial_timeout: float | None = None,
+    ) -> Call:
+        future = self.dial_future(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+        # The dial settles by itself: answered, failed, dial_timeout, or disconnect().
+        call: Call = future.result()
+        return call
+
+    def dial_future(
+        self,
+        devices: Devices,
+        *,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        dial_timeout: float | None = None,
+    ) -> Future[Call]:
+        return self._dialer.dial(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+
+    # -- events (I/O thread) ----------------------------------------------------
 
     def on_event(self, envelope: JSONDict) -> None:
-        return None
+        """Route one ``calling.*`` event envelope. Never blocks, never runs user code."""
+        event = parse_event(envelope)
+        event_type = event.event_type
+        if event_type == EVENT_CALL_RECEIVE:
+            self._receive(event)
+            return
+        if event_type == EVENT_CALL_DIAL:
+            self._dialer.on_dial_event(event)
+            return
+        call_id = event.call_id
+        if call_id is None:
+            if event_type == EVENT_CALLING_ERROR:
+                params = event.params
+                log.warning("calling.error from the server: %s %s", params.get("code"), params.get("message"))
+            else:
+                log.debug("dropping a %s event without a call_id", event_type)
+            return
+        call = self.find(call_id)
+        if call is None and event_type == EVENT_CALL_STATE:
+            call = self._dialer.claim_leg(event)
+        if call is None:
+            log.debug("dropping a %s event for call %s, which is not ours (or no longer)", event_type, call_id)
+            return
+        call._handle_event(event)
 
-    def close(self, error: Optional[BaseException]) -> None:
-        return None
+    def _receive(self, event: RelayEvent) -> None:
+        call_id = event.call_id
+        if call_id is None:
+            log.warning("dropping a calling.call.receive event without a call_id")
+            return
+        handler = self._handler
+        if handler is None:
+            log.warning("inbound call %s: no on_call handler is registered; leaving the call alone", call_id)
+            return
+        call = Call(self, event.params, direction="inbound")
+        limit = self.client.max_active_calls
+        with self._lock:
+            if self._closed:
+                return
+            if call_id in self._calls:
+                log.debug("ignoring a repeated calling.call.receive for call %s", call_id)
+                return
+            over_capacity = len(self._inbound) >= limit
+            if not over_capacity:
+                self._calls[call_id] = call
+                self._inbound.add(call_id)
+        if over_capacity:
+            log.warning("inbound call %s passed back to routing: %d calls active (max_active_calls)", call_id, limit)
+            self._pass_back(call)
+            return
+        try:
+            self.client._handler_pool.submit(self._run_handler, handler, call)
+        except RuntimeError:  # the pool is shut down: the client is closing
+            log.debug("on_call handler for call %s not run: the client is closed", call_id)
+
+    def _pass_back(self, call: Call) -> None:
+        """Send ``calling.pass`` without waiting (we are on the I/O thread); log a failure."""
+        try:
+            pending = self.client._submit(PASS.method, call._wire_params({}))
+        except RelayError as error:
+            log.warning("could not pass call %s back to routing: %s", call.call_id, error)
+            return
+
+        def log_failure(request: Future[JSONDict]) -> None:
+            error = request.exception()
+            if error is not None:
+                log.warning("calling.pass for call %s failed: %s", call.call_id, error)
+
+        pending.future.add_done_callback(log_failure)
+
+    @staticmethod
+    def _run_handler(handler: CallHandler, call: Call) -> None:
+        try:
+            handler(call)
+        except Exception:  # user code: log it; the client and the other calls go on
+            log.exception("on_call handler %r raised for call %s", getattr(handler, "__name__", handler), call.call_id)
+
+    # -- the call table ----------------------------------------------------------
+
+    def find(self, call_id: str) -> Call | None:
+        with self._lock:
+            return self._calls.get(call_id)
+
+    def adopt(self, params: Mapping[str, Any], *, state: str | None = None) -> Call | None:
+        """The table's call for an outbound leg described by ``params`` (created
+        and added when new); None once the service is closed."""
+        call_id = params.get("call_id")
+        if not isinstance(call_id, str):
+            return None
+        with self._lock:
+            if self._closed:
+                return None
+            call = self._calls.get(call_id)
+            if call is None:
+                call = Call(self, params, direction="outbound", state=state)
+                self._calls[call_id] = call
+            return call
+
+    def _forget(self, call: Call) -> None:
+        """Take a call out of the table (it ended, was passed or a dial dropped it)."""
+        with self._lock:
+            if self._calls.get(call.call_id) is call:
+                del self._calls[call.call_id]
+                self._inbound.discard(call.call_id)
+
+    def close(self, error: RelayError) -> None:
+        """The client closed: fail every dial, action and wait still pending."""
+        with self._lock:
+            self._closed = True
+        self._drop_everything(error)
+
+    def _session_started(self, resumed: bool) -> None:
+        """After a reconnect that did not resume the session, the server sends the
+        old session's call events nowhere: fail what waits on them instead of hanging."""
+        if resumed:
+            return
+        error = RelayError("session_lost", "the RELAY session was not resumed after a reconnect")
+        dropped = self._drop_everything(error)
+        if dropped:
+            log.warning("%d call(s) dropped: %s", dropped, error.message)
+
+    def _drop_everything(self, error: RelayError) -> int:
+        """Empty the call table and fail every dial; returns how many calls were dropped."""
+        with self._lock:
+            calls = list(self._calls.values())
+            self._calls.clear()
+            self._inbound.clear()
+        self._dialer.close(error)
+        for call in calls:
+            call._detach(error)
+        return len(calls)

@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import FrameType, TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type
+from typing import Any, Callable
 
 from ._version import __version__
-from .calls import CallingService
+from .calls import Call, CallingService
 from .config import ClientConfig, max_connections, resolve_config
 from .errors import ClientClosedError, RelayError
-from .messaging import MessagingService
+from .events import TaskEvent
+from .jwt_renewal import JWTRenewal
+from .messaging import Message, MessagingService
 from .rpc import JSONDict, PendingRequest
 from .timers import TimerThread
 from .transport import Transport, TransportOptions
@@ -83,25 +86,31 @@ class RelayClient:
     :param reconnect_backoff: ``(min, max)`` seconds of the reconnect backoff; the
         first retry waits a random time under ``min``.
     :param connect_timeout: seconds to open the socket and log in (default: ``request_timeout``).
+    :param proxy: ``http://[user:password@]host:port`` of an HTTP proxy for the socket
+        and REST calls; without it, ``https_proxy``/``no_proxy`` from the environment apply.
+    :param ca_file: a PEM bundle of CAs to verify the server with (``SIGNALWIRE_RELAY_CA_FILE``);
+        verification is always on.
     :param jwt_refresher: for a client logged in with ``jwt_token``: a callable returning a
         fresh JWT, used to re-authenticate before the current one expires.
     """
 
     def __init__(
         self,
-        project: Optional[str] = None,
-        token: Optional[str] = None,
-        jwt_token: Optional[str] = None,
-        host: Optional[str] = None,
-        contexts: Optional[Iterable[str]] = None,
-        max_active_calls: Optional[int] = None,
+        project: str | None = None,
+        token: str | None = None,
+        jwt_token: str | None = None,
+        host: str | None = None,
+        contexts: Iterable[str] | None = None,
+        max_active_calls: int | None = None,
         *,
         scheme: str = "wss",
         request_timeout: float = 10.0,
         ping_interval: float = 30.0,
-        reconnect_backoff: Tuple[float, float] = (1.0, 30.0),
-        connect_timeout: Optional[float] = None,
-        jwt_refresher: Optional[Callable[[], str]] = None,
+        reconnect_backoff: tuple[float, float] = (1.0, 30.0),
+        connect_timeout: float | None = None,
+        jwt_refresher: Callable[[], str] | None = None,
+        proxy: str | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self._config: ClientConfig = resolve_config(
             project=project,
@@ -115,22 +124,24 @@ class RelayClient:
             ping_interval=ping_interval,
             reconnect_backoff=reconnect_backoff,
             connect_timeout=connect_timeout,
+            proxy=proxy,
+            ca_file=ca_file,
         )
         self._jwt_token = self._config.jwt_token
-        self._contexts: List[str] = list(self._config.contexts)
+        self._contexts: list[str] = list(self._config.contexts)
         self._lifecycle_lock = threading.Lock()
-        self._transport: Optional[Transport] = None
+        self._transport: Transport | None = None
         self._holds_slot = False
         self._closed = False
-        self._fatal: Optional[RelayError] = None
+        self._fatal: RelayError | None = None
         self._stop_requested = threading.Event()
         self._handler_pool = ThreadPoolExecutor(
             max_workers=self._config.max_active_calls + POOL_HEADROOM,
             thread_name_prefix=HANDLER_THREAD_PREFIX,
         )
-        self._event_routes: Dict[str, EventRoute] = {}
-        self._close_hooks: List[Callable[[RelayError], None]] = []
-        self._session_hooks: List[Callable[[bool], None]] = []
+        self._event_routes: dict[str, EventRoute] = {}
+        self._close_hooks: list[Callable[[RelayError], None]] = []
+        self._session_hooks: list[Callable[[bool], None]] = []
         self._jwt_refresher = jwt_refresher
 
         self._calling = CallingService(self)
@@ -140,11 +151,12 @@ class RelayClient:
         self._add_route("messaging", self._messaging.on_event)
         self._add_route("queuing", self._messaging.on_event)
         self._on_close(self._messaging.close)
+        self._jwt_renewal = JWTRenewal(self)
 
     # -- properties ----------------------------------------------------------
 
     @property
-    def project(self) -> Optional[str]:
+    def project(self) -> str | None:
         return self._config.project
 
     @property
@@ -152,7 +164,7 @@ class RelayClient:
         return self._config.host
 
     @property
-    def contexts(self) -> List[str]:
+    def contexts(self) -> list[str]:
         return list(self._contexts)
 
     @property
@@ -160,18 +172,18 @@ class RelayClient:
         return self._config.max_active_calls
 
     @property
-    def relay_protocol(self) -> Optional[str]:
+    def relay_protocol(self) -> str | None:
         """The protocol string the server assigned to this session (``None`` before connecting)."""
         transport = self._transport
         return transport.session.protocol if transport is not None else None
 
     @property
-    def identity(self) -> Optional[str]:
+    def identity(self) -> str | None:
         transport = self._transport
         return transport.session.identity if transport is not None else None
 
     @property
-    def authorization(self) -> Optional[JSONDict]:
+    def authorization(self) -> JSONDict | None:
         """The ``authorization`` block of the connect result (for a JWT: ``expires_at``)."""
         transport = self._transport
         return transport.session.authorization if transport is not None else None
@@ -188,7 +200,7 @@ class RelayClient:
 
     # -- lifecycle -----------------------------------------------------------
 
-    def connect(self, timeout: Optional[float] = None) -> None:
+    def connect(self, timeout: float | None = None) -> None:
         """Open the socket and log in; returns once ``signalwire.connect`` succeeded.
 
         Raises ``AuthenticationError`` (a ``RelayError``) when the credentials
@@ -208,19 +220,25 @@ class RelayClient:
                     connect_timeout=self._config.connect_timeout,
                     ping_interval=self._config.ping_interval,
                     reconnect_backoff=self._config.reconnect_backoff,
+                    sslopt={"ca_certs": self._config.ca_file} if self._config.ca_file else None,
+                    proxy=self._config.proxy.websocket_options() if self._config.proxy else None,
                 ),
                 connect_params=self._connect_params,
                 on_event=self._route_event,
                 on_session=self._session_started,
                 on_fatal=self._on_fatal,
             )
+            # Known before the session starts: session-start hooks (JWT renewal)
+            # use the client's timers and authorization from inside open().
+            self._transport = transport
             try:
                 transport.open(timeout)
-            except BaseException:
+            except BaseException:  # refused, unreachable, or Ctrl-C mid-connect
+                self._transport = None
+                transport.close()
                 _connection_slots.release()
                 raise
             self._holds_slot = True
-            self._transport = transport
 
     def disconnect(self) -> None:
         """Close for good. Every waiting call fails with ``RelayError``; every
@@ -246,15 +264,15 @@ class RelayClient:
 
     close = disconnect
 
-    def __enter__(self) -> "RelayClient":
+    def __enter__(self) -> RelayClient:
         self.connect()
         return self
 
     def __exit__(
         self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        traceback: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
     ) -> None:
         self.disconnect()
 
@@ -265,9 +283,9 @@ class RelayClient:
         be kept (for example, the credentials are refused on reconnect).
         Disconnects before returning.
         """
-        self.connect()
         restore = self._install_sigterm_handler()
         try:
+            self.connect()
             self._stop_requested.wait()
         except KeyboardInterrupt:
             log.info("interrupted: shutting down")
@@ -285,16 +303,20 @@ class RelayClient:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
             log.info("SIGTERM: shutting down")
             self.stop()
 
         previous = signal.signal(signal.SIGTERM, on_sigterm)
-        return lambda: signal.signal(signal.SIGTERM, previous)
+
+        def restore() -> None:
+            signal.signal(signal.SIGTERM, previous)
+
+        return restore
 
     # -- requests --------------------------------------------------------------
 
-    def execute(self, method: str, params: Optional[JSONDict] = None, *, timeout: Optional[float] = None) -> JSONDict:
+    def execute(self, method: str, params: JSONDict | None = None, *, timeout: float | None = None) -> JSONDict:
         """Send a raw JSON-RPC request and return its ``result`` (``RelayError`` on failure)."""
         return self._live_transport().request(method, dict(params or {}), timeout)
 
@@ -312,43 +334,96 @@ class RelayClient:
 
     # -- calls, messages, tasks ------------------------------------------------
 
-    def on_call(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Decorator: ``handler(call)`` runs on the handler pool for each inbound call."""
+    def on_call(self, handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        """Decorator: ``handler(call)`` runs on the handler pool for each inbound call.
+
+        At most ``max_active_calls`` inbound calls are handled at once; further
+        calls are handed back to RELAY routing with ``calling.pass`` (and a
+        warning is logged). What the handler raises is logged with the call id.
+        """
         return self._calling.on_call(handler)
 
     def dial(
         self,
-        devices: List[List[JSONDict]],
+        devices: list[list[JSONDict]],
         *,
-        tag: Optional[str] = None,
-        max_duration: Optional[int] = None,
-        dial_timeout: Optional[float] = None,
-    ) -> Any:
-        """Place an outbound call and block until it is answered; returns the ``Call``."""
+        tag: str | None = None,
+        max_duration: int | None = None,
+        dial_timeout: float | None = None,
+    ) -> Call:
+        """Place an outbound call and block until it is answered; returns the ``Call``.
+
+        ``devices`` is a list of lists of devices: the outer list is tried in
+        series, each inner list rung in parallel. ``tag`` defaults to a new
+        UUID; ``max_duration`` is in minutes. Raises ``RelayError`` when the
+        dial fails, and ``RelayTimeoutError`` (also a ``TimeoutError``) when
+        nobody answered within ``dial_timeout`` seconds (default 120).
+        """
         return self._calling.dial(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
 
     def dial_future(
         self,
-        devices: List[List[JSONDict]],
+        devices: list[list[JSONDict]],
         *,
-        tag: Optional[str] = None,
-        max_duration: Optional[int] = None,
-        dial_timeout: Optional[float] = None,
-    ) -> Any:
-        """Like ``dial()`` without blocking: a ``concurrent.futures.Future`` of the ``Call``."""
+        tag: str | None = None,
+        max_duration: int | None = None,
+        dial_timeout: float | None = None,
+    ) -> Future[Call]:
+        """Like ``dial()`` without blocking: a ``concurrent.futures.Future`` of the ``Call``
+        (its done-callbacks run on the handler pool)."""
         return self._calling.dial_future(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
 
-    def on_message(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Decorator: ``handler(message)`` runs on the handler pool for each inbound SMS/MMS."""
+    def on_message(self, handler: Callable[[Message], Any]) -> Callable[[Message], Any]:
+        """Decorator: ``handler(message)`` runs on the handler pool for each inbound SMS/MMS
+        (a ``Message`` in state ``received``). Several handlers may be registered."""
         return self._messaging.on_message(handler)
 
-    def on_task(self, handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        """Decorator: ``handler(task)`` runs on the handler pool for each task delivered to our contexts."""
+    def on_task(self, handler: Callable[[TaskEvent], Any]) -> Callable[[TaskEvent], Any]:
+        """Decorator: ``handler(task)`` runs on the handler pool for each task delivered to
+        our contexts. ``task`` is a ``TaskEvent``: ``task.message`` is the dict the sender
+        passed, plus ``task.context`` and ``task.timestamp``."""
         return self._messaging.on_task(handler)
 
-    def send_message(self, **options: Any) -> Any:
-        """Send an SMS/MMS; blocks until the server accepted it and returns the ``Message``."""
-        return self._messaging.send_message(**options)
+    def send_message(
+        self,
+        *,
+        to_number: str,
+        from_number: str,
+        body: str | None = None,
+        media: Sequence[str] | None = None,
+        context: str | None = None,
+        tags: Sequence[str] | None = None,
+        region: str | None = None,
+        on_completed: Callable[[Message], Any] | None = None,
+    ) -> Message:
+        """Send an SMS/MMS; blocks until the server accepted it (not until delivery).
+
+        Returns the ``Message`` in state ``queued``; ``message.wait()`` blocks
+        until it is ``delivered``, ``undelivered`` or ``failed``, and
+        ``on_completed(message)`` runs on the handler pool at that point.
+        ``context`` defaults to this session's relay protocol. Raises
+        ``ValueError`` without ``body`` and ``media``, ``RelayError`` when the
+        server refuses the message.
+        """
+        return self._messaging.send_message(
+            to_number=to_number,
+            from_number=from_number,
+            body=body,
+            media=media,
+            context=context,
+            tags=tags,
+            region=region,
+            on_completed=on_completed,
+        )
+
+    def deliver_task(self, context: str, message: dict[str, Any]) -> None:
+        """Hand ``message`` (a JSON object) to the clients listening on ``context``, over REST.
+
+        Uses this client's project, token and host (``relay_sync.rest.deliver_task``);
+        needs no socket, so a web view can call it. Raises ``RestError`` when the
+        server refuses the task.
+        """
+        self._messaging.deliver_task(context, message)
 
     # -- the internal interface the calling/messaging/task services use ------
 
@@ -360,7 +435,7 @@ class RelayClient:
             raise RelayError("not_connected", "call connect() (or run()) before sending requests")
         return transport
 
-    def _request(self, method: str, params: JSONDict, timeout: Optional[float] = None) -> JSONDict:
+    def _request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
         return self._live_transport().request(method, params, timeout)
 
     def _submit(self, method: str, params: JSONDict) -> PendingRequest:
@@ -427,14 +502,14 @@ class RelayClient:
         self._stop_requested.set()
 
 
-def _call_user(fn: Callable[..., Any], args: Tuple[Any, ...], what: str) -> None:
+def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:
     try:
         fn(*args)
     except Exception:
         log.exception("%s %r raised", what, getattr(fn, "__name__", fn))
 
 
-def _context_list(contexts: Iterable[str]) -> List[str]:
+def _context_list(contexts: Iterable[str]) -> list[str]:
     if isinstance(contexts, str):
         return [contexts]
     result = list(contexts)

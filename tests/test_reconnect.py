@@ -52,12 +52,11 @@ def test_request_made_while_disconnected_completes_after_reconnect(
     server.session().drop()
     server.wait_for_request("signalwire.connect", count=2)  # the client is trying to log in again
     assert not client.connected
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        queued = pool.submit(client.execute, "queued.method", {"n": 1})
-        assert client._live_transport().backlog_count == 1 or queued.done()
-        assert server.requests("queued.method") == []
-        server.resume_logins()
-        assert queued.result(timeout=5)["code"] == "200"
+    queued = client._live_transport().submit("queued.method", {"n": 1})
+    assert client._live_transport().backlog_count == 1
+    assert server.requests("queued.method") == []
+    server.resume_logins()
+    assert queued.future.result(timeout=5)["code"] == "200"
     # it went out on the new session, after the login
     assert server.journal.index(
         next(e for e in server.journal if isinstance(e.frame, dict) and e.frame.get("method") == "queued.method")

@@ -1,0 +1,199 @@
+"""Keeps a session that logged in with a JWT alive past the token's lifetime.
+
+On each authenticated session (the connecting thread, or the I/O thread after
+a reconnect) ``JWTRenewal`` reads ``authorization.expires_at`` and arms a
+timer on the client's timer thread. The timer only hands the refresh to the
+handler pool, because getting a token blocks: it calls the user's
+``jwt_refresher`` or mints one over REST with the project and token. The
+refresh then sends ``signalwire.reauthenticate`` on the live socket, keeps the
+new token for later reconnects and arms the next timer. A client with no way
+to get a token logs a warning ahead of expiry instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import rest
+from .errors import ClientClosedError, RelayError
+from .timers import Timer
+
+if TYPE_CHECKING:
+    from .client import RelayClient
+
+log = logging.getLogger(__name__)
+
+REAUTHENTICATE_METHOD = "signalwire.reauthenticate"
+# Refresh this long before expiry, or halfway through a shorter remaining lifetime.
+MAX_REFRESH_LEAD = 60.0
+# After a failed refresh, try again after this share of the time left (at least MIN_RETRY_DELAY).
+RETRY_SHARE = 0.5
+MIN_RETRY_DELAY = 0.25
+
+
+def refresh_delay(expires_at: float, now: float) -> float:
+    """Seconds from ``now`` until a token expiring at ``expires_at`` should be replaced."""
+    remaining = expires_at - now
+    if remaining <= 0:
+        return 0.0
+    return remaining - min(MAX_REFRESH_LEAD, remaining / 2)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The ``exp`` claim (epoch seconds) of a JWT, or ``None`` for anything that is not one.
+
+    The signature is not checked: the server does that; this only tells when
+    to ask for the next token.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except ValueError:  # not base64, not UTF-8 or not JSON: an opaque token
+        return None
+    return _epoch_seconds(claims.get("exp")) if isinstance(claims, dict) else None
+
+
+def _epoch_seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+class JWTRenewal:
+    """Re-authenticates a JWT session before ``authorization.expires_at``."""
+
+    def __init__(self, client: RelayClient) -> None:
+        self._client = client
+        # _lock guards _timer and _lifetime.
+        self._lock = threading.Lock()
+        self._timer: Timer | None = None
+        # How long the last token lived after we learned its expiry: the guess
+        # for the next one when neither the server nor the token says.
+        self._lifetime: float | None = None
+        client._on_session_start(self._session_started)
+        client._on_close(self._client_closed)
+
+    @property
+    def can_refresh(self) -> bool:
+        """True when a fresh JWT can be had: a ``jwt_refresher``, or project and token for REST."""
+        config = self._client._config
+        return self._client._jwt_refresher is not None or bool(config.project and config.token)
+
+    # -- scheduling (connecting thread or I/O thread: never blocks) ----------
+
+    def _session_started(self, resumed: bool) -> None:
+        if not self._client._jwt_token:
+            return  # logged in with project and token: nothing expires
+        authorization = self._client.authorization or {}
+        expires_at = _epoch_seconds(authorization.get("expires_at"))
+        if expires_at is None:
+            log.debug("the JWT session did not say when it expires: no renewal scheduled")
+            return
+        with self._lock:
+            self._lifetime = max(0.0, expires_at - time.time())
+        self._arm(expires_at)
+
+    def _arm(self, expires_at: float, delay: float | None = None) -> None:
+        if delay is None:
+            delay = refresh_delay(expires_at, time.time())
+        refresh = self.can_refresh
+
+        def due() -> None:  # timer thread: hand the blocking refresh to the pool
+            if refresh:
+                self._client._run_user(self._refresh, expires_at, what="JWT refresh")
+            else:
+                self._warn(expires_at)
+
+        try:
+            timers = self._client._timers
+        except RelayError:  # closed (or closing) meanwhile: nothing to renew
+            return
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = timers.call_later(delay, due)
+
+    def _warn(self, expires_at: float) -> None:
+        log.warning(
+            "the RELAY session's JWT expires in %.0f s and cannot be renewed: pass jwt_refresher=... "
+            "(or project and token) to RelayClient to keep the session alive",
+            max(0.0, expires_at - time.time()),
+        )
+
+    def _client_closed(self, error: RelayError) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    # -- refreshing (handler pool: may block) ---------------------------------
+
+    def _refresh(self, expires_at: float) -> None:
+        try:
+            token = self._new_token()
+        except Exception:  # the user's refresher or the REST call: log it, retry while time is left
+            log.exception("could not get a new JWT for the RELAY session")
+            self._retry(expires_at)
+            return
+        try:
+            result = self._client._request(REAUTHENTICATE_METHOD, {"authentication": {"jwt_token": token}})
+        except ClientClosedError:
+            return
+        except RelayError as error:
+            log.error("%s failed: %s", REAUTHENTICATE_METHOD, error)
+            self._retry(expires_at)
+            return
+        self._client._jwt_token = token  # later reconnects log in with it
+        next_expiry = self._expiry_after_refresh(result, token)
+        if next_expiry is None:
+            log.info("RELAY session re-authenticated with a new JWT; its expiry is unknown")
+            return
+        self._arm(next_expiry)
+        log.info("RELAY session re-authenticated with a new JWT, valid for %.0f s", next_expiry - time.time())
+
+    def _new_token(self) -> str:
+        refresher = self._client._jwt_refresher
+        if refresher is not None:
+            token = refresher()
+            if not isinstance(token, str) or not token:
+                raise TypeError(f"jwt_refresher must return a non-empty string, not {type(token).__name__}")
+            return token
+        config = self._client._config
+        pair = rest.create_jwt(
+            project=config.project,
+            token=config.token,
+            host=config.host,
+            # "ws" is only allowed for a loopback host (a local emulator), which speaks plain HTTP.
+            scheme="http" if config.scheme == "ws" else "https",
+        )
+        return pair.jwt_token
+
+    def _expiry_after_refresh(self, result: dict[str, Any], token: str) -> float | None:
+        """When the new token expires: as the server says, else its ``exp`` claim, else as long as the last one."""
+        authorization = result.get("authorization")
+        if isinstance(authorization, dict):
+            expires_at = _epoch_seconds(authorization.get("expires_at"))
+            if expires_at is not None:
+                return expires_at
+        expires_at = jwt_expiry(token)
+        if expires_at is not None:
+            return expires_at
+        with self._lock:
+            lifetime = self._lifetime
+        return time.time() + lifetime if lifetime else None
+
+    def _retry(self, expires_at: float) -> None:
+        remaining = expires_at - time.time()
+        delay = max(MIN_RETRY_DELAY, remaining * RETRY_SHARE)
+        if delay >= remaining:
+            log.error("could not renew the RELAY session's JWT before it expires; the server may end the session")
+            return
+        self._arm(expires_at, delay=delay)

@@ -1,0 +1,58 @@
+"""OrderedRunner: run one call's listener callbacks on the handler pool one at
+a time, in the order the I/O thread handed them over.
+
+A plain ``executor.submit`` per event would let two events of one call run
+in parallel on two workers and finish out of order (``answered`` after
+``ended``). Here at most one worker drains a call's queue at a time, so each
+call sees its events in order, and a slow listener holds up only its own call.
+``submit`` never blocks, so the I/O thread may call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from concurrent.futures import Executor
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+class OrderedRunner:
+    """Runs submitted user callbacks on ``executor``, one at a time, first in first out."""
+
+    def __init__(self, executor: Executor, owner: str) -> None:
+        self._executor = executor
+        self._owner = owner  # for log lines: whose callbacks these are
+        self._lock = threading.Lock()
+        self._queue: deque[Task] = deque()
+        self._draining = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._queue.append((fn, args))
+            if self._draining:
+                return  # the worker already draining picks it up
+            self._draining = True
+        try:
+            self._executor.submit(self._drain)
+        except RuntimeError:  # the pool is shut down: the client is closing
+            with self._lock:
+                self._queue.clear()
+                self._draining = False
+            log.debug("callbacks of %s dropped: the handler pool is closed", self._owner)
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._draining = False
+                    return
+                fn, args = self._queue.popleft()
+            try:
+                fn(*args)
+            except Exception:  # user code: log it and go on with the next callback
+                log.exception("listener %r of %s raised", getattr(fn, "__name__", fn), self._owner)

@@ -1,0 +1,110 @@
+"""TLS verification with a custom CA bundle, and HTTP proxies, on loopback."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relay_sync import RelayClient, RelayError
+from relay_sync.testing import RelayTestServer
+
+from .conftest import relay_threads
+from .netutil import ConnectProxy
+
+trustme = pytest.importorskip("trustme")
+
+
+@pytest.fixture
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(ca: trustme.CA) -> Iterator[RelayTestServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    with RelayTestServer(ssl_context=context) as server:
+        yield server
+
+
+@pytest.fixture
+def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+def tls_kwargs(server: RelayTestServer, **extra: object) -> dict[str, object]:
+    kwargs = server.client_kwargs(host=f"localhost:{server.port}", **extra)
+    assert kwargs["scheme"] == "wss"
+    return kwargs
+
+
+def test_unknown_ca_is_refused(tls_server: RelayTestServer) -> None:
+    client = RelayClient(**tls_kwargs(tls_server))  # type: ignore[arg-type]
+    with pytest.raises(RelayError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        client.connect(timeout=5)
+    assert tls_server.requests("signalwire.connect") == []  # no credentials left the client
+    assert relay_threads() == []
+
+
+def test_custom_ca_bundle_is_accepted(tls_server: RelayTestServer, ca_file: str) -> None:
+    with RelayClient(**tls_kwargs(tls_server, ca_file=ca_file)) as client:  # type: ignore[arg-type]
+        assert client.execute("over.tls", {})["code"] == "200"
+
+
+def test_ca_bundle_from_environment(
+    tls_server: RelayTestServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", ca_file)
+    with RelayClient(**tls_kwargs(tls_server)) as client:  # type: ignore[arg-type]
+        assert client.connected
+
+
+def test_missing_ca_file_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="ca_file"):
+        RelayClient("p", "t", ca_file="/no/such/ca.pem")
+
+
+def test_socket_goes_through_an_explicit_proxy(server: RelayTestServer) -> None:
+    with ConnectProxy(credentials=("alice", "s3cret")) as proxy:
+        url = proxy.url.replace("http://", "http://alice:s3cret@")
+        with RelayClient(**server.client_kwargs(proxy=url)) as client:
+            assert client.execute("via.proxy", {})["code"] == "200"
+        assert proxy.targets == [server.relay_host]
+
+
+def test_proxy_that_refuses_is_a_relay_error(server: RelayTestServer) -> None:
+    with ConnectProxy(credentials=("alice", "s3cret")) as proxy:
+        client = RelayClient(**server.client_kwargs(proxy=proxy.url))  # no credentials
+        with pytest.raises(RelayError, match="could not connect"):
+            client.connect(timeout=5)
+        assert server.requests("signalwire.connect") == []
+
+
+def test_proxy_from_environment(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)  # ws:// uses http_proxy, wss:// https_proxy
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        with RelayClient(**server.client_kwargs()) as client:
+            assert client.connected
+        assert proxy.targets == [server.relay_host]
+
+
+def test_no_proxy_bypasses_the_proxy(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        with RelayClient(**server.client_kwargs()) as client:
+            assert client.connected
+        assert proxy.targets == []
+
+
+@pytest.mark.parametrize("url", ["socks5://127.0.0.1:1080", "127.0.0.1:3128", "http://:80"])
+def test_bad_proxy_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match="proxy"):
+        RelayClient("p", "t", proxy=url)
