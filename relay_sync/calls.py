@@ -344,6 +344,14 @@ class CallingService:
         self._dialer = Dialer(self)
         client._on_session_start(self._session_started)
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's calls are not ours; keep only the handler."""
+        self._lock = threading.Lock()
+        self._calls = {}
+        self._inbound = set()
+        self._closed = False
+        self._dialer = Dialer(self)
+
     @property
     def call_count(self) -> int:
         """Calls in the table (inbound and dialed, not yet ended)."""

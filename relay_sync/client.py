@@ -10,11 +10,12 @@ services. Public methods run in the caller's thread and block on futures.
 from __future__ import annotations
 
 import logging
-import signal
+import os
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Callable
 
 from ._version import __version__
@@ -25,6 +26,7 @@ from .events import TaskEvent
 from .jwt_renewal import JWTRenewal
 from .messaging import Message, MessagingService
 from .rpc import JSONDict, PendingRequest
+from .stop_signal import StopSignal
 from .timers import TimerThread
 from .transport import Transport, TransportOptions
 
@@ -66,6 +68,22 @@ class _ConnectionSlots:
 
 
 _connection_slots = _ConnectionSlots()
+
+# Clients to reset in a forked child (gunicorn --preload, Celery prefork):
+# the child has none of the parent's threads, and the parent's socket must
+# never be written to from two processes.
+_live_clients: weakref.WeakSet[RelayClient] = weakref.WeakSet()
+
+
+def _reset_clients_after_fork() -> None:
+    global _connection_slots
+    _connection_slots = _ConnectionSlots()
+    for client in list(_live_clients):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_clients_after_fork)
 
 
 class RelayClient:
@@ -133,12 +151,10 @@ class RelayClient:
         self._transport: Transport | None = None
         self._holds_slot = False
         self._closed = False
+        self._reconnect_after_fork = False
         self._fatal: RelayError | None = None
-        self._stop_requested = threading.Event()
-        self._handler_pool = ThreadPoolExecutor(
-            max_workers=self._config.max_active_calls + POOL_HEADROOM,
-            thread_name_prefix=HANDLER_THREAD_PREFIX,
-        )
+        self._stop_signal = StopSignal()
+        self._handler_pool = _new_handler_pool(self._config.max_active_calls)
         self._event_routes: dict[str, EventRoute] = {}
         self._close_hooks: list[Callable[[RelayError], None]] = []
         self._session_hooks: list[Callable[[bool], None]] = []
@@ -152,6 +168,7 @@ class RelayClient:
         self._add_route("queuing", self._messaging.on_event)
         self._on_close(self._messaging.close)
         self._jwt_renewal = JWTRenewal(self)
+        _live_clients.add(self)
 
     # -- properties ----------------------------------------------------------
 
@@ -212,6 +229,7 @@ class RelayClient:
                 raise ClientClosedError("this client was disconnected; disconnect() is final, create a new RelayClient")
             if self._transport is not None:
                 return
+            self._reconnect_after_fork = False
             _connection_slots.acquire()
             transport = Transport(
                 TransportOptions(
@@ -233,7 +251,7 @@ class RelayClient:
             self._transport = transport
             try:
                 transport.open(timeout)
-            except BaseException:  # refused, unreachable, or Ctrl-C mid-connect
+            except BaseException:  # refused or unreachable: leave nothing behind
                 self._transport = None
                 transport.close()
                 _connection_slots.release()
@@ -250,16 +268,19 @@ class RelayClient:
             self._closed = True
             transport, holds_slot = self._transport, self._holds_slot
             self._holds_slot = False
-        self._stop_requested.set()
+        self._stop_signal.request()
         if transport is not None:
             transport.close()
         error = self._fatal or ClientClosedError()
         for hook in self._close_hooks:
             hook(error)
-        in_handler = threading.current_thread().name.startswith(HANDLER_THREAD_PREFIX)
-        self._handler_pool.shutdown(wait=not in_handler, cancel_futures=True)
-        if holds_slot:
-            _connection_slots.release()
+        try:
+            # Waits for handlers still running user code.
+            in_handler = threading.current_thread().name.startswith(HANDLER_THREAD_PREFIX)
+            self._handler_pool.shutdown(wait=not in_handler, cancel_futures=True)
+        finally:
+            if holds_slot:
+                _connection_slots.release()
         log.info("RelayClient disconnected")
 
     close = disconnect
@@ -277,42 +298,27 @@ class RelayClient:
         self.disconnect()
 
     def run(self) -> None:
-        """Connect and serve until ``stop()``, ``KeyboardInterrupt`` or SIGTERM.
+        """Connect and serve until ``stop()``, Ctrl-C or SIGTERM.
 
         Reconnects on its own. Raises ``RelayError`` when the connection cannot
         be kept (for example, the credentials are refused on reconnect).
-        Disconnects before returning.
+        Disconnects before returning. On the main thread, Ctrl-C and SIGTERM
+        end it cleanly (a second Ctrl-C interrupts a shutdown stuck in a handler).
         """
-        restore = self._install_sigterm_handler()
-        try:
-            self.connect()
-            self._stop_requested.wait()
-        except KeyboardInterrupt:
-            log.info("interrupted: shutting down")
-        finally:
-            restore()
-            self.disconnect()
+        with self._stop_signal.listening():
+            try:
+                self.connect()
+                self._stop_signal.wait()
+            finally:
+                if self._stop_signal.signal_received is not None:
+                    log.info("signal %d: shutting down", self._stop_signal.signal_received)
+        self.disconnect()
         if self._fatal is not None:
             raise self._fatal
 
     def stop(self) -> None:
         """Make ``run()`` return. Safe from any thread, including a handler."""
-        self._stop_requested.set()
-
-    def _install_sigterm_handler(self) -> Callable[[], None]:
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-
-        def on_sigterm(signum: int, frame: FrameType | None) -> None:
-            log.info("SIGTERM: shutting down")
-            self.stop()
-
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-
-        def restore() -> None:
-            signal.signal(signal.SIGTERM, previous)
-
-        return restore
+        self._stop_signal.request()
 
     # -- requests --------------------------------------------------------------
 
@@ -431,6 +437,10 @@ class RelayClient:
         transport = self._transport
         if self._closed:
             raise self._fatal or ClientClosedError()
+        if transport is None and self._reconnect_after_fork:
+            log.info("first use in a forked process: connecting afresh")
+            self.connect()
+            transport = self._transport
         if transport is None:
             raise RelayError("not_connected", "call connect() (or run()) before sending requests")
         return transport
@@ -495,11 +505,33 @@ class RelayClient:
             return
         route(envelope)
 
+    def _after_fork_in_child(self) -> None:
+        """Runs in a forked child (only the forking thread exists there).
+
+        The parent's socket, threads and locks are not usable here: forget the
+        transport without touching it (no close frame may reach the parent's
+        session), build fresh locks, pool and tables, and connect again on
+        first use. Handlers registered with on_call/on_message/on_task stay.
+        """
+        self._reconnect_after_fork = self._transport is not None and not self._closed
+        self._lifecycle_lock = threading.Lock()
+        self._transport = None
+        self._holds_slot = False
+        self._stop_signal = StopSignal()
+        self._handler_pool = _new_handler_pool(self._config.max_active_calls)
+        self._calling.after_fork()
+        self._messaging.after_fork()
+        self._jwt_renewal.after_fork()
+
     def _on_fatal(self, error: RelayError) -> None:
         self._fatal = error
         for hook in self._close_hooks:
             hook(error)
-        self._stop_requested.set()
+        self._stop_signal.request()
+
+
+def _new_handler_pool(max_active_calls: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max_active_calls + POOL_HEADROOM, thread_name_prefix=HANDLER_THREAD_PREFIX)
 
 
 def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:

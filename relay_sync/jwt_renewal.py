@@ -81,6 +81,11 @@ class JWTRenewal:
         client._on_session_start(self._session_started)
         client._on_close(self._client_closed)
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's timer thread is gone; the next session re-arms."""
+        self._lock = threading.Lock()
+        self._timer = None
+
     @property
     def can_refresh(self) -> bool:
         """True when a fresh JWT can be had: a ``jwt_refresher``, or project and token for REST."""

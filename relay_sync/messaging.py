@@ -287,6 +287,13 @@ class MessagingService:
         self._message_handlers: list[Callable[[Message], Any]] = []
         self._task_handlers: list[Callable[[TaskEvent], Any]] = []
 
+    def after_fork(self) -> None:
+        """In a forked child: the parent's messages are not ours; keep only the handlers."""
+        self._lock = threading.Lock()
+        self._outbound = {}
+        self._early = OrderedDict()
+        self._closed_error = None
+
     @property
     def in_flight(self) -> int:
         """Outbound messages still waiting for their final state."""

@@ -15,8 +15,6 @@ import threading
 import time
 from typing import Callable
 
-from .threads import start_daemon
-
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +46,8 @@ class TimerThread:
             if self._thread is not None:
                 return
             self._stopped = False
-            self._thread = start_daemon(self._run, self._name)
+            thread = self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        thread.start()
 
     def stop(self) -> None:
         """Stop the thread and drop every pending timer; joins unless called from the thread itself."""
@@ -57,7 +56,8 @@ class TimerThread:
             self._heap.clear()
             thread, self._thread = self._thread, None
             self._condition.notify()
-        if thread is not None and thread is not threading.current_thread():
+        # ident is None for a thread stop() caught between being recorded and started
+        if thread is not None and thread.ident is not None and thread is not threading.current_thread():
             thread.join()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:

@@ -48,7 +48,6 @@ from .rpc import (
     masked,
     response_result,
 )
-from .threads import start_daemon
 from .timers import TimerThread
 
 log = logging.getLogger(__name__)
@@ -158,16 +157,14 @@ class Transport:
             ws = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
             self.timers.start()
             self._keepalive.start()
-            self._io_thread = start_daemon(self._io_main, "relay_sync-io", ws)
+            self._io_thread = threading.Thread(target=self._io_main, args=(ws,), name="relay_sync-io", daemon=True)
+            self._io_thread.start()
         except RelayError:  # before LINK_ERRORS: RelayTimeoutError is an OSError too
             self.close()
             raise
         except LINK_ERRORS as error:
             self.close()
             raise RelayError("connect_failed", f"could not connect to {self._options.url}: {_describe(error)}") from None
-        except BaseException:  # Ctrl-C mid-connect: leave no thread behind
-            self.close()
-            raise
 
     def request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
         """Send a request and block until its result (2xx) or a ``RelayError``."""

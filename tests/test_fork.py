@@ -1,0 +1,120 @@
+"""A client created before os.fork() (gunicorn --preload, Celery prefork):
+the child connects afresh on first use and never touches the parent's socket;
+the parent keeps working."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import threading
+from typing import Callable
+
+import pytest
+
+from relay_sync import RelayClient
+from relay_sync.testing import RelayTestServer
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def run_in_child(work: Callable[[], dict]) -> dict:
+    """Fork; run ``work`` in the child and return what it reported (JSON over a pipe)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report and leave without running pytest's teardown
+        os.close(read_end)
+        try:
+            report = work()
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            report = {"error": repr(error)}
+        os.write(write_end, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], 15)
+        assert ready, "the child reported nothing within 15 s"
+        chunks = []
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+    return json.loads(b"".join(chunks))
+
+
+def frames_of(server: RelayTestServer, session: int) -> list[str]:
+    return [
+        e.frame.get("method", "<answer>")
+        for e in server.journal
+        if e.session == session and e.direction == "recv" and isinstance(e.frame, dict)
+    ]
+
+
+def test_child_connects_afresh_and_parent_keeps_its_session(
+    server: RelayTestServer, make_client: Callable[..., RelayClient]
+) -> None:
+    client = make_client(contexts=["office"])
+    parent_protocol = client.relay_protocol
+    parent_frames_before = len(frames_of(server, 0))
+
+    def child() -> dict:
+        threads_at_start = [t for t in threading.enumerate() if t.name.startswith("relay_sync")]
+        result = client.execute("from.child", {})
+        report = {
+            "threads_at_start": len(threads_at_start),
+            "result": result,
+            "protocol": client.relay_protocol,
+            "connected": client.connected,
+        }
+        client.disconnect()
+        return report
+
+    report = run_in_child(child)
+    assert "error" not in report, report
+    assert report["threads_at_start"] == 0  # none of the parent's threads exist in the child
+    assert report["result"]["code"] == "200"
+    assert report["connected"] is True
+    assert report["protocol"] != parent_protocol  # its own session, not the parent's
+
+    # the child logged in on a new socket with the same contexts, and sent nothing on the parent's
+    child_session = server.wait_for_session(2)
+    assert "from.child" in frames_of(server, child_session.number)
+    assert server.requests("signalwire.connect")[1]["params"]["contexts"] == ["office"]
+    assert len(frames_of(server, 0)) == parent_frames_before
+    assert not server.session(0).closed.is_set()
+
+    # the parent goes on as before, on its own session
+    assert client.execute("from.parent", {})["code"] == "200"
+    assert "from.parent" in frames_of(server, 0)
+    assert client.relay_protocol == parent_protocol
+
+
+def test_handlers_survive_the_fork(server: RelayTestServer, make_client: Callable[..., RelayClient]) -> None:
+    client = make_client(contexts=["office"])
+
+    @client.on_message
+    def on_message(message: object) -> None:
+        """Registered in the parent before the fork."""
+
+    def child() -> dict:
+        handlers = list(client._messaging._message_handlers)
+        client.disconnect()
+        return {"handlers": [h.__name__ for h in handlers]}
+
+    assert run_in_child(child) == {"handlers": ["on_message"]}
+
+
+def test_unconnected_client_stays_unconnected_in_the_child(make_client: Callable[..., RelayClient]) -> None:
+    client = make_client(connect=False)
+
+    def child() -> dict:
+        try:
+            client.execute("x", {})
+        except Exception as error:  # noqa: BLE001 - reported to the parent
+            return {"raised": type(error).__name__, "message": str(error)}
+        return {"raised": None}
+
+    report = run_in_child(child)
+    assert report["raised"] == "RelayError" and "connect()" in report["message"]
+
