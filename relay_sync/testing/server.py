@@ -8,7 +8,12 @@ a test says otherwise with :meth:`RelayTestServer.respond`. It keeps a journal
 of every frame so tests can assert on what the client sent, and offers the
 faults a client must survive: dropped sockets, silence, malformed frames.
 
-Each connection is served by its own thread (websockets' sync server).
+Each connection is served by its own thread (websockets' sync server). The
+same port answers plain HTTP for RELAY's REST side (see ``http.py``): 404
+here, real routes in :class:`~relay_sync.testing.emulator.RelayEmulator`,
+which builds on this class through the ``_builtin_behaviour``,
+``_authorize``, ``_session_started``, ``_session_ended`` and
+``_answer_received`` hooks.
 """
 
 from __future__ import annotations
@@ -16,21 +21,40 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
+from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
+
+from .http import HttpRequest, HttpResponse, is_rest_request, serve_http
 
 log = logging.getLogger(__name__)
 
+# Seconds a new connection may take to send its request line, and a REST request to arrive.
+FRONT_DOOR_TIMEOUT = 10.0
+
 JSONDict = dict[str, Any]
-# handler(session, params) -> result dict (or None for the default result)
-MethodHandler = Callable[["ServerSession", JSONDict], Optional[JSONDict]]
+
+
+@dataclass
+class Reply:
+    """What a method handler may return instead of a bare result: the result,
+    and work to run right after the answer went out (events that follow it)."""
+
+    result: JSONDict
+    then: Callable[[], None] | None = None
+
+
+# handler(session, params) -> result dict, a Reply, or None for the default result
+MethodHandler = Callable[["ServerSession", JSONDict], "JSONDict | Reply | None"]
 # after(session, params, result): runs right after the answer went out
 AfterAnswer = Callable[["ServerSession", JSONDict, JSONDict], None]
 
@@ -122,6 +146,15 @@ class ServerSession:
         """Keep the socket open but stop answering anything (a half-open link)."""
         self.silent = True
 
+    def send_malformed(self) -> None:
+        """Send a text frame that is not JSON, as a broken server might."""
+        self.send("{this is not json")
+
+    @property
+    def live(self) -> bool:
+        """Authenticated and not closed."""
+        return self.authenticated.is_set() and not self.closed.is_set()
+
     # -- what the client answered ------------------------------------------
 
     def acked(self, request_id: str) -> bool:
@@ -154,8 +187,13 @@ class RelayTestServer:
         host: str = "127.0.0.1",
         port: int = 0,
         authorization: JSONDict | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_sessions: int | None = None,
+        max_frame_size: int = 2**22,
+        max_journal: int | None = None,
     ) -> None:
         self.project = project
+        self._ssl_context = ssl_context
         self.token = token
         self.jwt_tokens: set[str] = set(jwt_tokens)
         self.authorization: JSONDict = authorization or {"project_id": project, "scopes": ["calling", "messaging"]}
@@ -173,13 +211,34 @@ class RelayTestServer:
         self._timers: list[threading.Timer] = []
         self.journal: list[JournalEntry] = []
         self.sessions: list[ServerSession] = []
+        self.max_sessions = max_sessions
+        self.max_frame_size = max_frame_size
+        self.max_journal = max_journal
+        self._session_count = 0
+        self._websocket_handler: Callable[[socket.socket, Any], None] | None = None
+        self._at_the_door: set[socket.socket] = set()  # accepted, not yet handed to websockets
+        self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> RelayTestServer:
+        self._stopping = False
         self._server = serve(
-            self._serve_connection, self._host, self._port, ping_interval=None, compression=None, max_size=2**22
+            self._serve_connection,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            ping_interval=None,
+            compression=None,
+            max_size=self.max_frame_size,
+            process_request=self._admit,
         )
+        if self._ssl_context is None:
+            # Every accepted socket goes through the front door first, which sends
+            # REST requests to serve_http and WebSocket handshakes on to websockets.
+            # (Over TLS the bytes cannot be peeked before the handshake: WebSocket only.)
+            self._websocket_handler = self._server.handler
+            self._server.handler = self._front_door
         self._port = self._server.socket.getsockname()[1]
         self._thread = threading.Thread(target=self._server.serve_forever, name="relay-test-server", daemon=True)
         self._thread.start()
@@ -187,6 +246,14 @@ class RelayTestServer:
 
     def stop(self) -> None:
         self._logins_open.set()
+        with self._changed:
+            self._stopping = True
+            waiting = list(self._at_the_door)
+        for sock in waiting:  # wakes a front door still waiting for a request or serving REST
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
         for timer in self._timers:
             timer.cancel()
         for session in list(self.sessions):
@@ -209,14 +276,26 @@ class RelayTestServer:
         return self._port
 
     @property
+    def host(self) -> str:
+        """The address the server listens on (without the port)."""
+        return self._host
+
+    @property
     def relay_host(self) -> str:
         return f"{self._host}:{self._port}"
 
-    scheme = "ws"
+    @property
+    def scheme(self) -> str:
+        return "wss" if self._ssl_context is not None else "ws"
 
     def client_kwargs(self, **overrides: Any) -> JSONDict:
         """Keyword arguments for a RelayClient that talks to this server."""
-        kwargs: JSONDict = {"project": self.project, "token": self.token, "host": self.relay_host, "scheme": "ws"}
+        kwargs: JSONDict = {
+            "project": self.project,
+            "token": self.token,
+            "host": self.relay_host,
+            "scheme": self.scheme,
+        }
         kwargs.update(overrides)
         return kwargs
 
@@ -296,17 +375,130 @@ class RelayTestServer:
                 raise TimeoutError(f"{count} {method} request(s) not seen within {timeout} s")
             return matching()[count - 1]
 
+    def events(self, event_type: str | None = None, *, session: int | None = None) -> list[JSONDict]:
+        """Envelopes (``params`` of ``signalwire.event``) the server sent, oldest first;
+        redeliveries appear once per send."""
+        with self._changed:
+            return [
+                e.frame["params"]
+                for e in self.journal
+                if e.direction == "send"
+                and (session is None or e.session == session)
+                and isinstance(e.frame, dict)
+                and e.frame.get("method") == "signalwire.event"
+                and (event_type is None or e.frame["params"].get("event_type") == event_type)
+            ]
+
+    def wait_for_event(
+        self,
+        event_type: str,
+        predicate: Callable[[JSONDict], bool] = lambda params: True,
+        *,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> JSONDict:
+        """Block until ``count`` events of ``event_type`` whose ``params`` match ``predicate``
+        were sent; returns the last envelope."""
+
+        def matching() -> list[JSONDict]:
+            return [e for e in self.events(event_type) if predicate(e.get("params") or {})]
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(matching()) >= count, timeout):
+                raise TimeoutError(f"{count} {event_type} event(s) not sent within {timeout} s")
+            return matching()[count - 1]
+
+    def wait_for_journal(
+        self, predicate: Callable[[JournalEntry], bool], *, count: int = 1, timeout: float = 5.0
+    ) -> JournalEntry:
+        """Block until ``count`` journal entries match ``predicate``; returns the last of them."""
+
+        def matching() -> list[JournalEntry]:
+            return [e for e in self.journal if predicate(e)]
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(matching()) >= count, timeout):
+                raise TimeoutError(f"{count} matching journal entries not seen within {timeout} s")
+            return matching()[count - 1]
+
     # -- serving ----------------------------------------------------------------
 
     def _record(self, session: int, direction: str, frame: Any) -> None:
         with self._changed:
             self.journal.append(JournalEntry(session, direction, frame))
+            if self.max_journal is not None and len(self.journal) > self.max_journal + self.max_journal // 8:
+                del self.journal[: len(self.journal) - self.max_journal]  # trimmed in batches: amortised O(1)
             self._changed.notify_all()
+
+    def live_sessions(self) -> list[ServerSession]:
+        """Sessions that are authenticated and still open, oldest first."""
+        with self._changed:
+            return [s for s in self.sessions if s.live]
+
+    # -- the front door: REST or WebSocket ---------------------------------------
+
+    def _front_door(self, sock: socket.socket, address: Any) -> None:
+        """Runs on websockets' per-connection thread for every accepted socket."""
+        with self._changed:
+            stopping = self._stopping
+            if not stopping:
+                self._at_the_door.add(sock)
+        if stopping:  # accepted while stop() runs: it would never wake this socket
+            sock.close()
+            self._release_handler_thread()
+            return
+        try:
+            rest = is_rest_request(sock, timeout=FRONT_DOOR_TIMEOUT)
+        except OSError:
+            rest = None  # the peer sent nothing usable, or stop() shut the socket
+        if rest is False and self._websocket_handler is not None:
+            with self._changed:
+                self._at_the_door.discard(sock)
+            self._websocket_handler(sock, address)  # releases the thread's slot itself
+            return
+        try:
+            if rest:
+                serve_http(sock, self._http, timeout=FRONT_DOOR_TIMEOUT)
+        finally:
+            with self._changed:
+                self._at_the_door.discard(sock)
+            sock.close()
+            self._release_handler_thread()
+
+    def _release_handler_thread(self) -> None:
+        # websockets' Server.shutdown() waits until every connection thread left
+        # its handler_threads set; websockets' own handler removes itself, ours must too.
+        server = self._server
+        threads = getattr(server, "handler_threads", None)
+        if server is not None and threads is not None:
+            with server.lock:
+                threads.discard(threading.current_thread())
+
+    def _http(self, request: HttpRequest) -> HttpResponse:
+        """Answer a REST request; the plain test server has no REST endpoints."""
+        return HttpResponse.error(404, f"no such endpoint: {request.method} {request.path}")
+
+    def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
+        """websockets' process_request: refuse a handshake beyond ``max_sessions`` with 503."""
+        if self.max_sessions is None:
+            return None
+        with self._changed:
+            open_sessions = sum(1 for s in self.sessions if not s.closed.is_set())
+        if open_sessions < self.max_sessions:
+            return None
+        log.warning("refusing a connection: %d sessions open (max_sessions=%d)", open_sessions, self.max_sessions)
+        body = b"too many sessions\n"
+        headers = Headers([("Content-Type", "text/plain"), ("Content-Length", str(len(body))), ("Retry-After", "1")])
+        return Response(503, "Service Unavailable", headers, body)
+
+    # -- serving ----------------------------------------------------------------
 
     def _serve_connection(self, connection: ServerConnection) -> None:
         with self._changed:
-            session = ServerSession(self, len(self.sessions), connection)
+            session = ServerSession(self, self._session_count, connection)
+            self._session_count += 1
             self.sessions.append(session)
+            self._forget_old_sessions()
         try:
             for raw in connection:
                 self._handle_raw(session, raw)
@@ -318,6 +510,15 @@ class RelayTestServer:
             session.closed.set()
             with self._changed:
                 self._changed.notify_all()
+            self._session_ended(session)
+
+    def _forget_old_sessions(self) -> None:
+        """With ``max_journal`` set (a long-running server), keep closed sessions bounded too."""
+        if self.max_journal is None or len(self.sessions) <= 1000:
+            return
+        closed = [s for s in self.sessions if s.closed.is_set()][: len(self.sessions) - 1000]
+        for session in closed:
+            self.sessions.remove(session)
 
     def _handle_raw(self, session: ServerSession, raw: str | bytes) -> None:
         try:
@@ -332,6 +533,7 @@ class RelayTestServer:
             with self._changed:
                 session._note_answer(frame)
                 self._changed.notify_all()
+            self._answer_received(session, frame)
             return
         if session.silent:
             return
@@ -339,13 +541,15 @@ class RelayTestServer:
         if method == "signalwire.connect":
             self._login(session, frame["id"], params)
             return
-        behaviour = self._behaviours.get(method, MethodBehaviour())
+        behaviour = self._behaviours.get(method) or self._builtin_behaviour(method) or MethodBehaviour()
         if behaviour.silent:
             return
-        answer = self._answer(session, method, params, frame["id"], behaviour)
+        answer, then = self._answer(session, method, params, frame.get("id"), behaviour)
 
         def deliver() -> None:
             session.send(answer)
+            if then is not None:
+                then()
             if behaviour.after is not None:
                 behaviour.after(session, params, answer.get("result") or {})
 
@@ -359,12 +563,17 @@ class RelayTestServer:
 
     def _answer(
         self, session: ServerSession, method: str, params: JSONDict, request_id: Any, behaviour: MethodBehaviour
-    ) -> JSONDict:
+    ) -> tuple[JSONDict, Callable[[], None] | None]:
         if behaviour.error is not None:
-            return {"jsonrpc": "2.0", "id": request_id, "error": behaviour.error}
+            return {"jsonrpc": "2.0", "id": request_id, "error": behaviour.error}, None
         result: JSONDict
+        then: Callable[[], None] | None = None
         if behaviour.handler is not None:
-            result = behaviour.handler(session, params) or {"code": "200", "message": "OK"}
+            handled = behaviour.handler(session, params)
+            if isinstance(handled, Reply):
+                result, then = handled.result, handled.then
+            else:
+                result = handled or {"code": "200", "message": "OK"}
         elif behaviour.result is not None:
             result = dict(behaviour.result)
         else:
@@ -372,7 +581,32 @@ class RelayTestServer:
         if behaviour.code is not None:
             result["code"] = behaviour.code
             result["message"] = behaviour.message or f"{method} failed"
-        return {"jsonrpc": "2.0", "id": request_id, "result": result}
+        return {"jsonrpc": "2.0", "id": request_id, "result": result}, then
+
+    # -- hooks for subclasses (the emulator) --------------------------------------
+
+    def _builtin_behaviour(self, method: str) -> MethodBehaviour | None:
+        """How to answer ``method`` when no ``respond()`` covers it (None: the default result)."""
+        return None
+
+    def _authorize(self, authentication: JSONDict) -> JSONDict | None:
+        """The ``authorization`` block for these credentials, or None to refuse the login."""
+        if self.reject_logins:
+            return None
+        if authentication.get("jwt_token") in self.jwt_tokens or (
+            authentication.get("project") == self.project and authentication.get("token") == self.token
+        ):
+            return dict(self.authorization)
+        return None
+
+    def _session_started(self, session: ServerSession, resumed: bool) -> None:
+        """Runs on the connection's thread once the connect result went out."""
+
+    def _session_ended(self, session: ServerSession) -> None:
+        """Runs on the connection's thread when its socket closed."""
+
+    def _answer_received(self, session: ServerSession, frame: JSONDict) -> None:
+        """Runs on the connection's thread for each answer to a server → client request."""
 
     def _default_result(self, session: ServerSession, method: str, params: JSONDict) -> JSONDict:
         contexts = params.get("contexts") or []
@@ -396,24 +630,23 @@ class RelayTestServer:
     def _login(self, session: ServerSession, request_id: Any, params: JSONDict) -> None:
         if not self._logins_open.wait(timeout=30):
             return
-        authentication = params.get("authentication") or {}
-        ok = not self.reject_logins and (
-            authentication.get("jwt_token") in self.jwt_tokens
-            or (authentication.get("project") == self.project and authentication.get("token") == self.token)
-        )
-        if not ok:
+        authentication = params.get("authentication")
+        authorization = self._authorize(authentication if isinstance(authentication, dict) else {})
+        if authorization is None:
             session.send(
                 {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32002, "message": "Authentication failed"}}
             )
             return
         requested = params.get("protocol")
-        protocol = requested if requested in self._protocols else f"signalwire_{uuid.uuid4().hex}"
+        protocol = requested if isinstance(requested, str) and requested in self._protocols else None
+        resumed = protocol is not None
+        protocol = protocol or f"signalwire_{uuid.uuid4().hex}"
         self._protocols.add(protocol)
         session.protocol = protocol
         session.contexts = set(params.get("contexts") or [])
         result = {
             "identity": f"{self.project}@relay-test",
-            "authorization": dict(self.authorization),
+            "authorization": authorization,
             "protocol": protocol,
             "sessionid": str(uuid.uuid4()),
         }
@@ -423,3 +656,4 @@ class RelayTestServer:
         session.authenticated.set()
         with self._changed:
             self._changed.notify_all()
+        self._session_started(session, resumed)

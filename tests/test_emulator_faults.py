@@ -1,0 +1,238 @@
+"""The emulator's session side under faults: unacknowledged events resent
+after a reconnect, events kept while a client is away, calls surviving a
+dropped socket, server restarts, malformed frames, caps, server pings, and
+REST and WebSocket sharing one port."""
+
+from __future__ import annotations
+
+import queue
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from relay_sync import RelayClient, RelayError
+from relay_sync.testing import RelayEmulator, RelayTestServer
+
+from .conftest import FAST
+from .emulator_support import CALLER, OFFICE, Connect, client_factory, handle_calls, running_emulator, tts
+
+
+@pytest.fixture
+def emulator() -> Iterator[RelayEmulator]:
+    yield from running_emulator()
+
+
+@pytest.fixture
+def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
+    yield from client_factory(emulator, monkeypatch)
+
+
+def event_frames(emulator: RelayEmulator, event_type: str) -> list[tuple[int, str]]:
+    """(session, request id) of each ``event_type`` event the emulator sent."""
+    return [
+        (e.session, e.frame["id"])
+        for e in emulator.journal
+        if e.direction == "send"
+        and isinstance(e.frame, dict)
+        and e.frame.get("method") == "signalwire.event"
+        and e.frame["params"]["event_type"] == event_type
+    ]
+
+
+def answered_on(emulator: RelayEmulator, session: int, request_id: str) -> Any:
+    return emulator.wait_for_journal(
+        lambda e: (
+            e.session == session
+            and e.direction == "recv"
+            and isinstance(e.frame, dict)
+            and e.frame.get("id") == request_id
+        )
+    )
+
+
+def test_an_event_whose_ack_was_lost_is_sent_again_after_a_reconnect(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    received: queue.Queue[Any] = queue.Queue()
+    client.on_message(received.put)
+    first_session = emulator.wait_for_session(1)
+    emulator.lose_acks(first_session)
+
+    emulator.send_sms(OFFICE, CALLER, "ping", context="office")
+    assert received.get(timeout=2).body == "ping"
+    [(session, event_id)] = event_frames(emulator, "messaging.receive")
+    answered_on(emulator, session, event_id)  # the client did ACK; the emulator "lost" it
+    assert emulator.network.outbox.unacked(client.relay_protocol or "") == 1
+
+    first_session.drop()
+    second_session = emulator.wait_for_session(2)
+
+    answered_on(emulator, second_session.number, event_id)
+    assert event_frames(emulator, "messaging.receive") == [(0, event_id), (second_session.number, event_id)]
+    assert emulator.network.outbox.unacked(client.relay_protocol or "") == 0
+    assert client.relay_protocol == second_session.protocol
+
+
+def test_events_made_while_a_client_is_away_arrive_when_it_resumes(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    received: queue.Queue[Any] = queue.Queue()
+    client.on_message(received.put)
+    emulator.pause_logins()
+    emulator.session().drop()
+    emulator.wait_for_request("signalwire.connect", count=2)  # the client is trying to resume
+
+    emulator.send_sms(OFFICE, CALLER, "while you were out", context="office")
+    emulator.wait_for_transcript("while you were out")
+    emulator.resume_logins()
+
+    assert received.get(timeout=2).body == "while you were out"
+    assert [session for session, _ in event_frames(emulator, "messaging.receive")] == [1]
+
+
+def test_an_answered_call_survives_a_dropped_socket(emulator: RelayEmulator, connect: Connect) -> None:
+    answered, reconnected = threading.Event(), threading.Event()
+
+    def patient(call: Any) -> None:
+        call.answer()
+        answered.set()
+        assert reconnected.wait(timeout=2)
+        call.play(tts("Sorry about that")).wait(timeout=2)
+        call.hangup()
+
+    outcomes = handle_calls(connect(), patient)
+    handle = emulator.place_call(OFFICE, CALLER, context="office")
+    assert answered.wait(timeout=2)  # the app has its answer (not only the emulator)
+
+    emulator.drop_sessions()
+    emulator.wait_for_session(2)
+    reconnected.set()
+
+    assert handle.wait_ended(timeout=2) == "hangup"
+    outcomes.result()
+    assert handle.said() == ["Sorry about that"]
+
+
+def test_the_authorization_state_is_sent_back_on_reconnect(emulator: RelayEmulator, connect: Connect) -> None:
+    connect()
+    [pushed] = emulator.events("signalwire.authorization.state")
+    [(session, event_id)] = event_frames(emulator, "signalwire.authorization.state")
+    answered_on(emulator, session, event_id)  # the client has taken it
+
+    emulator.drop_sessions()
+    emulator.wait_for_session(2)
+
+    resent = emulator.requests("signalwire.connect")[1]["params"]
+    assert resent["authorization_state"] == pushed["params"]["authorization_state"]
+
+
+def test_calls_of_a_client_that_does_not_come_back_are_hung_up() -> None:
+    with RelayEmulator(time_factor=0.01, orphan_timeout=0.05) as emulator:
+        client = emulator.client(contexts=["office"], **FAST)
+        answered = threading.Event()
+
+        @client.on_call
+        def answer(call: Any) -> None:
+            call.answer()
+            answered.set()
+
+        client.connect()
+        try:
+            handle = emulator.place_call(OFFICE, CALLER, context="office")
+            assert answered.wait(timeout=2)
+        finally:
+            client.disconnect()
+
+        assert handle.wait_ended(timeout=2) == "hangup"
+        assert "network: the app's client went away; hanging up" in handle.lines()
+        assert emulator.active_calls == 0
+
+
+def test_a_restart_makes_clients_log_in_from_scratch(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    old_protocol = client.relay_protocol
+
+    emulator.disconnect_sessions(restart=True)
+    emulator.wait_for_session(2)
+
+    assert "protocol" not in emulator.requests("signalwire.connect")[1]["params"]
+    assert client.execute("signalwire.ping", {}) is not None
+    assert client.relay_protocol not in (None, old_protocol)
+
+
+def test_a_malformed_frame_does_not_break_the_session(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+
+    emulator.session().send_malformed()
+
+    assert "timestamp" in client.execute("signalwire.ping", {"timestamp": 1.5})
+    assert len(emulator.live_sessions()) == 1
+
+
+def test_sessions_beyond_max_sessions_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_MAX_CONNECTIONS", "4")
+    with RelayEmulator(max_sessions=1) as emulator, emulator.client(**FAST) as first:
+        second = emulator.client(**FAST)
+        with pytest.raises(RelayError):
+            second.connect(timeout=2)
+        second.disconnect()
+        assert first.execute("signalwire.ping", {}) is not None
+
+
+def test_a_frame_over_the_size_cap_closes_the_session() -> None:
+    with RelayEmulator(max_frame_size=4096) as emulator:
+        client = RelayClient(**emulator.client_kwargs(**FAST))
+        try:
+            client.connect()
+            with pytest.raises(RelayError):
+                client.execute("test.big", {"blob": "x" * 8192})
+            emulator.wait_for_session(2)  # the client came back
+            assert client.execute("test.small", {})["code"] == "200"
+        finally:
+            client.disconnect()
+
+
+def test_the_emulator_pings_its_clients() -> None:
+    with RelayEmulator(ping_interval=0.05) as emulator, emulator.client(**FAST):
+        ping = emulator.wait_for_journal(
+            lambda e: e.direction == "send" and isinstance(e.frame, dict) and e.frame.get("method") == "signalwire.ping"
+        )
+        answer = answered_on(emulator, ping.session, ping.frame["id"])
+    assert answer.frame["result"] == {}
+
+
+def test_the_journal_is_bounded() -> None:
+    with RelayEmulator(max_journal=40) as emulator, emulator.client(**FAST) as client:
+        for n in range(60):
+            client.execute("test.noise", {"n": n})
+        assert len(emulator.journal) <= 40 + 40 // 8
+        assert emulator.requests("test.noise")[-1]["params"] == {"n": 59}
+
+
+def test_rest_and_websocket_share_the_port(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    base = f"http://{emulator.relay_host}"
+
+    assert requests.head(f"{base}/api/relay/rest/tasks", timeout=2).status_code == 405
+    assert requests.get(f"{base}/", timeout=2).status_code == 426  # websockets: not an upgrade
+    assert client.execute("signalwire.ping", {}) is not None
+
+
+def test_a_connection_that_sends_nothing_does_not_hold_up_stop() -> None:
+    emulator = RelayEmulator().start()
+    idle = socket.create_connection(("127.0.0.1", emulator.port))
+    try:
+        started = time.monotonic()
+        emulator.stop()
+        assert time.monotonic() - started < 2.0  # not the front door's 10 s request timeout
+    finally:
+        idle.close()
+
+
+def test_the_plain_test_server_has_no_rest_endpoints() -> None:
+    with RelayTestServer() as server:
+        response = requests.post(f"http://{server.relay_host}/api/relay/rest/tasks", json={}, timeout=2)
+    assert response.status_code == 404
