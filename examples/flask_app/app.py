@@ -1,19 +1,29 @@
-"""A Flask app that sends SMS and hands work to a RELAY worker process.
+"""A Flask app that sends SMS, starts calls and hands work to a RELAY worker process.
 
-Each process gets one RelayClient, created and connected by the first request
-that needs it (never at import time, so a pre-forking server such as gunicorn
-creates it in each worker, after the fork). Request threads share it: it is
-safe to use from many threads at once.
+Each process gets one RelayClient, created and connected by the first
+request that needs it (never at import time). Request threads share it: it
+is safe to use from many threads at once. It is fork-safe as well: a
+pre-forking server (gunicorn, uWSGI) that forks after a client was made
+gives each worker a client that logs in afresh on first use, never the
+parent's socket. There is no event loop anywhere.
 
 Run it with your space's credentials::
 
     export SIGNALWIRE_PROJECT_ID=... SIGNALWIRE_API_TOKEN=... SIGNALWIRE_SPACE=example.signalwire.com
-    flask --app app run
+    flask --app app run            # or: gunicorn -w 4 app:app
 
     curl -X POST localhost:5000/sms -H 'Content-Type: application/json' \\
          -d '{"to": "+15552222222", "from": "+15551111111", "body": "Hello!"}'
+    curl -X POST localhost:5000/calls -H 'Content-Type: application/json' \\
+         -d '{"to": "+15552222222", "from": "+15551111111", "say": "Your order has shipped."}'
     curl -X POST localhost:5000/tasks/office -H 'Content-Type: application/json' \\
          -d '{"order": 42}'
+
+Without credentials the first request starts relay_sync's RELAY emulator in
+the process and the views talk to its simulated phones (``app.extensions
+["relay"].emulator.transcript`` shows what happened): try it with no account.
+To share one emulator between processes, run ``relay-sync emulator`` and
+export the variables it prints (a loopback space is reached over plain ws).
 
 The task reaches ``@client.on_task`` handlers of whichever process listens on
 the ``office`` context (for example ``RelayClient(contexts=["office"]).run()``).
@@ -22,26 +32,39 @@ the ``office`` context (for example ``RelayClient(contexts=["office"]).run()``).
 from __future__ import annotations
 
 import atexit
+import logging
+import os
 import threading
+import uuid
+import weakref
+from concurrent.futures import Future
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, request
 
-from relay_sync import RelayClient, RelayError
+from relay_sync import Call, RelayClient, RelayError
+
+log = logging.getLogger(__name__)
+
+CALL_STEP_TIMEOUT = 60.0  # seconds the message of a started call may take
 
 
 class LazyRelayClient:
     """One connected RelayClient per process, created on first use by whichever thread gets there first.
 
-    Create it after any fork (the first request in a gunicorn worker is after
-    the fork): a client's threads do not survive fork(), and its socket would
-    be shared with the parent.
+    Thread-safe: concurrent first requests create one client. Fork-safe: the
+    lock is renewed in a forked child (a request thread of the parent may
+    have held it at the moment of the fork), and a client made before the
+    fork reconnects on its own in the child on first use.
     """
 
     def __init__(self, **client_options: Any) -> None:
         self._options = client_options
         self._lock = threading.Lock()
         self._client: RelayClient | None = None
+        self.emulator: Any = None  # a RelayEmulator, when there are no credentials
+        _lazy_clients.add(self)
 
     def get(self) -> RelayClient:
         client = self._client
@@ -49,7 +72,11 @@ class LazyRelayClient:
             return client
         with self._lock:
             if self._client is None:  # another request thread may have won the race
-                client = RelayClient(**self._options)
+                options = dict(self._options)
+                if not has_credentials(options):
+                    self.emulator = start_emulator()
+                    options = self.emulator.client_kwargs(**options)
+                client = new_client(**options)
                 client.connect()
                 self._client = client
             return self._client
@@ -57,8 +84,66 @@ class LazyRelayClient:
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
+            emulator, self.emulator = self.emulator, None
         if client is not None:
             client.disconnect()
+        if emulator is not None:
+            emulator.stop()
+
+
+# Every LazyRelayClient of the process, to renew their locks in a forked child.
+_lazy_clients: weakref.WeakSet[LazyRelayClient] = weakref.WeakSet()
+
+
+def _renew_locks_after_fork() -> None:
+    for lazy in list(_lazy_clients):
+        lazy._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_renew_locks_after_fork)
+
+
+def has_credentials(options: dict[str, Any]) -> bool:
+    """Credentials in the client options or the environment (as RelayClient looks for them)."""
+    given = options.get("project") or options.get("jwt_token")
+    return bool(given or os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN"))
+
+
+def start_emulator() -> Any:
+    """relay_sync's RELAY emulator in this process (``pip install 'relay-sync[testing]'``)."""
+    from relay_sync.testing import RelayEmulator
+
+    log.warning("no SIGNALWIRE_* credentials: using a RELAY emulator in this process (simulated phones)")
+    return RelayEmulator().start()
+
+
+def new_client(**options: Any) -> RelayClient:
+    """A RelayClient; credentials and space default to ``SIGNALWIRE_*``, and a loopback
+    space (``relay-sync emulator``) is reached over plain ws."""
+    if "scheme" not in options:
+        space = urlsplit("//" + (options.get("host") or os.environ.get("SIGNALWIRE_SPACE", ""))).hostname
+        options["scheme"] = "ws" if space in ("127.0.0.1", "::1", "localhost") else "wss"
+    return RelayClient(**options)
+
+
+def say_and_hang_up(text: str) -> Any:
+    """A done-callback for ``dial_future``: speak ``text`` to the answered call, then hang up.
+
+    It runs on the client's handler pool, where blocking is fine, not on the request thread.
+    """
+
+    def on_dialed(dialed: Future[Call]) -> None:
+        if dialed.exception() is not None:
+            log.info("call not answered: %s", dialed.exception())
+            return
+        call = dialed.result()
+        try:
+            call.play([{"type": "tts", "params": {"text": text}}]).wait(CALL_STEP_TIMEOUT)
+        finally:
+            call.hangup()
+
+    return on_dialed
 
 
 def create_app(**client_options: Any) -> Flask:
@@ -84,6 +169,22 @@ def create_app(**client_options: Any) -> Flask:
             return jsonify(error=str(error)), 502
         # Accepted, not yet delivered: delivery is reported later by messaging.state events.
         return jsonify(message_id=message.message_id, state=message.state), 202
+
+    @app.post("/calls")
+    def start_call() -> tuple[Response, int]:
+        data = request.get_json(silent=True) or {}
+        to_number, from_number, text = data.get("to"), data.get("from"), data.get("say")
+        if not (isinstance(to_number, str) and isinstance(from_number, str) and isinstance(text, str)):
+            return jsonify(error='"to", "from" and "say" are required strings'), 400
+        tag = str(uuid.uuid4())
+        device = {"type": "phone", "params": {"to_number": to_number, "from_number": from_number}}
+        try:
+            # Returns at once: the request does not wait for the phone to ring and be answered.
+            dialing = relay.get().dial_future([[device]], tag=tag, dial_timeout=60)
+        except RelayError as error:
+            return jsonify(error=str(error)), 502
+        dialing.add_done_callback(say_and_hang_up(text))
+        return jsonify(tag=tag, state="dialing"), 202
 
     @app.post("/tasks/<context>")
     def deliver_task(context: str) -> tuple[Response, int]:

@@ -1,0 +1,134 @@
+"""Dial a list of numbers in parallel, play a message to each, report outcomes.
+
+``client.dial_future()`` starts every call at once and returns a
+``concurrent.futures.Future`` per number; ``as_completed()`` hands over each
+call as soon as it is answered (or failed), a ``play()`` starts on it, and a
+second ``as_completed()`` over the plays' futures hangs each call up when
+its message is done. No thread of our own, no event loop.
+
+Against your space (the ``SIGNALWIRE_*`` variables are set)::
+
+    python examples/outbound_dialer.py --from +15551230000 +15552220001 +15552220002
+
+Without credentials it dials four simulated phones in relay_sync's RELAY
+emulator (one answers, one later, one is busy, one never answers) and
+prints the emulator's transcript after the report. Exits with 0 when at
+least one number heard the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from concurrent.futures import Future, as_completed
+from typing import Any
+from urllib.parse import urlsplit
+
+from relay_sync import Call, PlayAction, RelayClient, RelayError, RelayEvent
+
+MESSAGE = "Hello from Acme. Your order has shipped and arrives tomorrow. Goodbye."
+DIAL_TIMEOUT = 30.0  # seconds a number may ring
+PLAY_TIMEOUT = 60.0  # seconds a message may take
+
+# The demo's simulated world.
+OUR_NUMBER = "+15550100"
+DEMO_PHONES: dict[str, dict[str, Any]] = {
+    "+15550101": {},  # answers at once
+    "+15550102": {"after": 3},  # answers after three rings' worth of seconds
+    "+15550103": {"busy": True},
+    "+15550104": {"answers": False},  # rings until the dial gives up
+}
+
+
+def phone(to_number: str, from_number: str) -> list[list[dict[str, Any]]]:
+    return [[{"type": "phone", "params": {"to_number": to_number, "from_number": from_number}}]]
+
+
+def dial_all(client: RelayClient, numbers: list[str], from_number: str, message: str) -> dict[str, str]:
+    """Call every number at once, play ``message`` to each that answers; returns number -> outcome."""
+    outcomes = {number: "no outcome" for number in numbers}
+    dials: dict[Future[Call], str] = {
+        client.dial_future(phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number for number in numbers
+    }
+    plays: dict[Future[RelayEvent], tuple[str, PlayAction]] = {}
+    # Each call as soon as it is answered (or fails): start its message, which
+    # hangs the call up when it is done (on_completed runs on the handler pool).
+    for dialed in as_completed(dials, timeout=DIAL_TIMEOUT + 10):
+        number = dials[dialed]
+        try:
+            call = dialed.result()
+        except RelayError as error:  # busy, no answer, refused...
+            outcomes[number] = f"not reached ({error.code})"
+            print(f"dialer: {number}: not reached ({error.code})", flush=True)
+            continue
+        print(f"dialer: {number}: answered", flush=True)
+        play = call.play([{"type": "tts", "params": {"text": message}}], on_completed=hang_up)
+        plays[play.future] = (number, play)
+    # Each message as it ends; its call is hung up by then, or about to be.
+    for played in as_completed(plays, timeout=PLAY_TIMEOUT):
+        number, play = plays[played]
+        played.result()
+        play.call.wait_for_ended(timeout=PLAY_TIMEOUT)
+        # completed: the play reached its own end; otherwise the call ended under it.
+        outcomes[number] = f"message {play.state}" if play.completed else "hung up during the message"
+        print(f"dialer: {number}: {outcomes[number]}", flush=True)
+    return outcomes
+
+
+def hang_up(play: PlayAction) -> None:
+    play.call.hangup()
+
+
+def report(outcomes: dict[str, str]) -> int:
+    print("report:")
+    for number, outcome in outcomes.items():
+        print(f"  {number}: {outcome}")
+    heard = sum(outcome == "message finished" for outcome in outcomes.values())
+    print(f"{heard} of {len(outcomes)} numbers heard the message", flush=True)
+    return 0 if heard else 1
+
+
+def demo(message: str) -> int:
+    """Dial the demo's simulated phones in an emulator in this process."""
+    from relay_sync.testing import RelayEmulator
+
+    with RelayEmulator(time_factor=0.02, ring_timeout=20) as emulator:
+        for number, behaviour in DEMO_PHONES.items():
+            emulator.phone(number, **behaviour)
+        with emulator.client() as client:
+            status = report(dial_all(client, list(DEMO_PHONES), OUR_NUMBER, message))
+        print("transcript:")
+        for entry in emulator.transcript:
+            print(f"  {entry}")
+    return status
+
+
+def client_from_environment(**options: Any) -> RelayClient:
+    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
+    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
+    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("numbers", nargs="*", help="numbers to call (+15551234567)")
+    parser.add_argument("--from", dest="from_number", default=OUR_NUMBER, help="one of your numbers")
+    parser.add_argument("--message", default=MESSAGE, help="what to say")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN")):
+        return demo(args.message)
+    if not args.numbers:
+        parser.error("name at least one number to call")
+    try:
+        with client_from_environment() as client:
+            return report(dial_all(client, args.numbers, args.from_number, args.message))
+    except RelayError as error:
+        print(f"dialer: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""An SMS bot: answer each inbound text, and follow each reply until it is delivered.
+
+``@client.on_message`` runs for every SMS/MMS to a number on our context.
+The handler picks an answer and sends it with ``send_message``, which
+returns once SignalWire accepted the reply; ``on_completed`` then reports
+whether it was delivered, undelivered or failed. ``client.run()`` serves
+until Ctrl-C or SIGTERM.
+
+Against your space (the ``SIGNALWIRE_*`` variables are set)::
+
+    python examples/sms_bot.py --context sms
+
+Without credentials it starts relay_sync's RELAY emulator in this process,
+has three phones text the bot (one of which cannot receive SMS), prints
+what happened and exits. ``--replies N`` makes it exit once N replies
+have reached their final state, in both modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from relay_sync import Message, RelayClient, RelayError
+
+ANSWERS = {
+    "hours": "We are open Monday to Friday, 9am to 5pm.",
+    "where": "Find us at 1 Main Street, Springfield.",
+}
+HELP = "Hi! Text HOURS for our opening hours or WHERE for our address."
+
+# The demo's simulated world.
+BOT_NUMBER = "+15550100"
+DEMO_TEXTS = [
+    ("+15550111", "What are your hours?"),
+    ("+15550122", "where are you"),
+    ("+15550133", "hello"),  # a landline: the reply is undelivered
+]
+
+
+def answer_for(text: str) -> str:
+    words = text.lower()
+    return next((answer for keyword, answer in ANSWERS.items() if keyword in words), HELP)
+
+
+class SmsBot:
+    """The app: replies to each inbound message; stops the client after ``replies`` outcomes (None: never)."""
+
+    def __init__(self, client: RelayClient, replies: int | None = None) -> None:
+        self.client = client
+        self.replies_left = replies
+        self._lock = threading.Lock()
+        client.on_message(self.on_message)
+
+    def on_message(self, message: Message) -> None:
+        print(f"bot: {message.from_number} wrote {message.body!r}", flush=True)
+        try:
+            reply = self.client.send_message(
+                to_number=message.from_number or "",
+                from_number=message.to_number or "",
+                body=answer_for(message.body or ""),
+                on_completed=self.on_reply_done,  # runs on the handler pool once the outcome is known
+            )
+        except RelayError as error:
+            print(f"bot: could not reply to {message.from_number}: {error}", flush=True)
+            self.reply_done()
+            return
+        print(f"bot: reply {reply.message_id} to {message.from_number} accepted", flush=True)
+
+    def on_reply_done(self, reply: Message) -> None:
+        reason = f" ({reply.reason})" if reply.reason else ""
+        print(f"bot: reply to {reply.to_number}: {reply.state}{reason}", flush=True)
+        self.reply_done()
+
+    def reply_done(self) -> None:
+        with self._lock:
+            if self.replies_left is None:
+                return
+            self.replies_left -= 1
+            finished = self.replies_left <= 0
+        if finished:
+            self.client.stop()
+
+
+def serve(client: RelayClient, replies: int | None) -> None:
+    SmsBot(client, replies)
+    print(f"bot: answering texts on {client.contexts}", flush=True)
+    client.run()  # blocks: connects, serves, reconnects; returns after stop(), Ctrl-C or SIGTERM
+
+
+def demo(context: str, replies: int) -> int:
+    """Text the bot from simulated phones in an emulator in this process and print the transcript."""
+    from relay_sync.testing import RelayEmulator
+
+    with RelayEmulator(time_factor=0.02) as emulator:
+        emulator.phone(DEMO_TEXTS[-1][0], sms="undelivered")
+        client = emulator.client(contexts=[context])
+        failures: list[BaseException] = []
+
+        def texters() -> None:  # the simulated phones, on their own thread
+            try:
+                emulator.wait_for_session(1, timeout=10)
+                for sender, text in DEMO_TEXTS[:replies]:
+                    emulator.send_sms(BOT_NUMBER, sender, text, context=context)
+            except BaseException as error:  # noqa: BLE001  # reported by the main thread
+                failures.append(error)
+                client.stop()
+
+        texting = threading.Thread(target=texters, name="demo-phones")
+        texting.start()
+        serve(client, replies)
+        texting.join(timeout=30)
+        print("transcript:")
+        for entry in emulator.transcript:
+            print(f"  {entry}")
+    if failures:
+        print(f"bot: the demo failed: {failures[0]!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def client_from_environment(**options: Any) -> RelayClient:
+    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
+    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
+    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--context", default="sms", help="context our numbers' messages go to (sms)")
+    parser.add_argument("--replies", type=int, default=None, help="exit after this many replies (default: never)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN")):
+        return demo(args.context, min(args.replies or len(DEMO_TEXTS), len(DEMO_TEXTS)))
+    try:
+        serve(client_from_environment(contexts=[args.context]), args.replies)
+    except RelayError as error:
+        print(f"bot: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
