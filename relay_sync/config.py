@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,18 @@ class ClientConfig:
     @property
     def url(self) -> str:
         return f"{self.scheme}://{self.host}"
+
+    def rest_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``relay_sync.rest`` calls made on this client's behalf."""
+        return {
+            "project": self.project,
+            "token": self.token,
+            "host": self.host,
+            # "ws" is only allowed for a loopback host (a local emulator), which speaks plain HTTP.
+            "scheme": "http" if self.scheme == "ws" else "https",
+            "ca_file": self.ca_file,
+            "proxy": self.proxy.url if self.proxy is not None else None,
+        }
 
     def __repr__(self) -> str:  # the project id is a secret too
         return f"ClientConfig(host={self.host!r}, scheme={self.scheme!r}, contexts={list(self.contexts)!r})"

@@ -171,14 +171,7 @@ class JWTRenewal:
             if not isinstance(token, str) or not token:
                 raise TypeError(f"jwt_refresher must return a non-empty string, not {type(token).__name__}")
             return token
-        config = self._client._config
-        pair = rest.create_jwt(
-            project=config.project,
-            token=config.token,
-            host=config.host,
-            # "ws" is only allowed for a loopback host (a local emulator), which speaks plain HTTP.
-            scheme="http" if config.scheme == "ws" else "https",
-        )
+        pair = rest.create_jwt(**self._client._config.rest_options())
         return pair.jwt_token
 
     def _expiry_after_refresh(self, result: dict[str, Any], token: str) -> float | None:

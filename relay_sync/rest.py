@@ -63,7 +63,8 @@ class RestSession(requests.Session):
     verification (against ``ca_file`` when given), and a (connect, read)
     timeout applied to every request that does not pass its own.
 
-    Proxies from ``https_proxy`` / ``no_proxy`` apply as with any session.
+    ``proxy`` (``http://[user:password@]host:port``) sends every request through
+    that proxy; without it ``https_proxy`` / ``no_proxy`` apply as with any session.
     """
 
     def __init__(
@@ -72,9 +73,12 @@ class RestSession(requests.Session):
         auth: tuple[str, str] | None = None,
         ca_file: str | None = None,
         timeout: Timeout | None = None,
+        proxy: str | None = None,
     ) -> None:
         super().__init__()
         self.timeout: Timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
+        if proxy:  # wins over https_proxy from the environment
+            self.proxies = {"http": proxy, "https": proxy}
         self.headers["User-Agent"] = USER_AGENT
         self.verify = ca_file or os.environ.get(ENV_CA_FILE) or True
         if auth is not None:
@@ -104,6 +108,7 @@ def new_session(
     token: str | None = None,
     ca_file: str | None = None,
     timeout: Timeout | None = None,
+    proxy: str | None = None,
 ) -> RestSession:
     """A ``RestSession`` authenticated with HTTP Basic ``project:token``.
 
@@ -111,7 +116,7 @@ def new_session(
     ``SIGNALWIRE_API_TOKEN``; ``ca_file`` to ``SIGNALWIRE_RELAY_CA_FILE``;
     ``timeout`` defaults to ``(5, 30)`` seconds.
     """
-    return RestSession(auth=_credentials(project, token), ca_file=ca_file, timeout=timeout)
+    return RestSession(auth=_credentials(project, token), ca_file=ca_file, timeout=timeout, proxy=proxy)
 
 
 @dataclass(frozen=True, repr=False)
@@ -135,6 +140,7 @@ def deliver_task(
     scheme: str = "https",
     ca_file: str | None = None,
     timeout: Timeout | None = None,
+    proxy: str | None = None,
 ) -> None:
     """Send ``message`` (a JSON object) to the clients listening on ``context``;
     they receive it as a ``queuing.relay.tasks`` event.
@@ -148,7 +154,7 @@ def deliver_task(
         raise TypeError(f"message must be a dict (a JSON object), not {type(message).__name__}")
     _call_api(
         "POST", TASKS_PATH, {"context": context, "message": message},
-        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout,
+        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout, proxy=proxy,
     )
     log.debug("delivered a task to context %r", context)
 
@@ -163,6 +169,7 @@ def create_jwt(
     scheme: str = "https",
     ca_file: str | None = None,
     timeout: Timeout | None = None,
+    proxy: str | None = None,
 ) -> JWTPair:
     """Create a JWT for this project.
 
@@ -180,7 +187,7 @@ def create_jwt(
         body["expires_in"] = expires_in
     response = _call_api(
         "POST", JWT_PATH, body,
-        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout,
+        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout, proxy=proxy,
     )
     return _jwt_pair(response)
 
@@ -194,13 +201,14 @@ def refresh_jwt(
     scheme: str = "https",
     ca_file: str | None = None,
     timeout: Timeout | None = None,
+    proxy: str | None = None,
 ) -> JWTPair:
     """Trade ``refresh_token`` for a new ``JWTPair`` before the JWT expires."""
     if not isinstance(refresh_token, str) or not refresh_token:
         raise ValueError("refresh_token must be a non-empty string (the refresh_token of a JWTPair)")
     response = _call_api(
         "PUT", JWT_PATH, {"refresh_token": refresh_token},
-        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout,
+        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout, proxy=proxy,
         secrets=(refresh_token,),
     )
     return _jwt_pair(response)
@@ -216,6 +224,7 @@ def download_recording(
     chunk_size: int = ...,
     ca_file: str | None = ...,
     timeout: Timeout | None = ...,
+    proxy: str | None = ...,
 ) -> bytes: ...
 
 
@@ -229,6 +238,7 @@ def download_recording(
     chunk_size: int = ...,
     ca_file: str | None = ...,
     timeout: Timeout | None = ...,
+    proxy: str | None = ...,
 ) -> Path: ...
 
 
@@ -241,6 +251,7 @@ def download_recording(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     ca_file: str | None = None,
     timeout: Timeout | None = None,
+    proxy: str | None = None,
 ) -> bytes | Path:
     """Fetch a recording (``RecordEvent.url``) with the project's credentials.
 
@@ -253,7 +264,7 @@ def download_recording(
     _check_download_url(url)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
-    with new_session(project=project, token=token, ca_file=ca_file, timeout=timeout) as session:
+    with new_session(project=project, token=token, ca_file=ca_file, timeout=timeout, proxy=proxy) as session:
         if path is None:
             with _send(session, "GET", url, stream=True) as response:
                 return b"".join(_chunks(response, chunk_size))
@@ -298,11 +309,12 @@ def _call_api(
     scheme: str,
     ca_file: str | None,
     timeout: Timeout | None,
+    proxy: str | None = None,
     secrets: Sequence[str] = (),
 ) -> requests.Response:
     url = _base_url(host, scheme) + path
     data = _encode_json(body)
-    with new_session(project=project, token=token, ca_file=ca_file, timeout=timeout) as session:
+    with new_session(project=project, token=token, ca_file=ca_file, timeout=timeout, proxy=proxy) as session:
         return _send(
             session, method, url, data=data, headers={"Content-Type": "application/json"}, secrets=secrets
         )

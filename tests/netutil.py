@@ -7,10 +7,12 @@ import select
 import socket
 import socketserver
 import threading
+from urllib.parse import urlsplit
 
 
 class ConnectProxy(socketserver.ThreadingTCPServer):
-    """A tiny HTTP proxy that only does CONNECT tunnels, recording each target.
+    """A tiny HTTP proxy: CONNECT tunnels, and plain-HTTP requests in absolute
+    form (``POST http://host:port/path``), recording each target ``host:port``.
 
     With ``credentials=("user", "pass")`` it demands Proxy-Authorization.
     """
@@ -51,18 +53,27 @@ class _TunnelHandler(socketserver.BaseRequestHandler):
         lines = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
         method, target, _ = lines[0].split(" ", 2)
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        if method != "CONNECT":
-            self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
-            return
         if self.server.credentials is not None:
             expected = "Basic " + base64.b64encode(":".join(self.server.credentials).encode()).decode()
             if headers.get("proxy-authorization") != expected:
                 self.request.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
                 return
-        self.server.targets.append(target)
-        host, _, port = target.rpartition(":")
-        with socket.create_connection((host, int(port)), timeout=5) as upstream:
-            self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if method == "CONNECT":
+            self.server.targets.append(target)
+            host, _, port = target.rpartition(":")
+            with socket.create_connection((host, int(port)), timeout=5) as upstream:
+                self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                _pump(self.request, upstream)
+            return
+        url = urlsplit(target)
+        if url.scheme != "http" or url.hostname is None:
+            self.request.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            return
+        self.server.targets.append(f"{url.hostname}:{url.port or 80}")
+        origin_form = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        forwarded = head.replace(target.encode("latin-1"), origin_form.encode("latin-1"), 1)
+        with socket.create_connection((url.hostname, url.port or 80), timeout=5) as upstream:
+            upstream.sendall(forwarded)
             _pump(self.request, upstream)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from relay_sync import RelayClient, RelayError
-from relay_sync.testing import RelayTestServer
+from relay_sync.events import TaskEvent
+from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .conftest import relay_threads
 from .netutil import ConnectProxy
@@ -108,3 +110,23 @@ def test_no_proxy_bypasses_the_proxy(server: RelayTestServer, monkeypatch: pytes
 def test_bad_proxy_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match="proxy"):
         RelayClient("p", "t", proxy=url)
+
+
+def test_rest_calls_use_the_clients_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELAY_MAX_CONNECTIONS", "4")
+    with RelayEmulator() as emulator, ConnectProxy() as proxy:
+        received: list[object] = []
+        worker = emulator.client(contexts=["jobs"])
+        done = threading.Event()
+
+        @worker.on_task
+        def on_task(task: TaskEvent) -> None:
+            received.append(task.message)
+            done.set()
+
+        with worker:
+            sender = emulator.client(proxy=proxy.url)
+            sender.deliver_task("jobs", {"n": 1})  # REST only: no socket needed
+            assert done.wait(timeout=5)
+        assert received == [{"n": 1}]
+        assert proxy.targets == [emulator.relay_host]
