@@ -14,7 +14,6 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
@@ -27,7 +26,7 @@ from .errors import RelayError, RelayTimeoutError
 from .events import CallStateEvent, RelayEvent, parse_event
 from .futures import HandoffFuture, fail, settle
 from .ordered import OrderedRunner
-from .rpc import JSONDict
+from .rpc import JSONDict, new_id
 
 if TYPE_CHECKING:
     from .client import RelayClient
@@ -104,7 +103,7 @@ class Call(CallCommands):
         self._waiters: list[_Waiter] = []
         self._ended_event: RelayEvent | None = None
         self._detached: RelayError | None = None  # passed back to routing, or the client closed
-        self._listener_runner = OrderedRunner(self._handler_pool, f"call {self.call_id}")
+        self._listener_runner = OrderedRunner(self._handler_pool, f"call {self.call_id!r}")
 
     def __repr__(self) -> str:
         return f"<Call call_id={self.call_id!r} direction={self.direction!r} state={self._state!r}>"
@@ -212,7 +211,7 @@ class Call(CallCommands):
     ) -> JSONDict:
         params = build_params(command, fields, extra)
         if command.control:
-            params["control_id"] = control_id or str(uuid.uuid4())
+            params["control_id"] = control_id or new_id()
         return self._send(command.method, params)
 
     def _start(
@@ -224,7 +223,7 @@ class Call(CallCommands):
         on_completed: OnCompleted[A],
     ) -> A:
         params = build_params(command, fields, extra)
-        control_id = control_id or str(uuid.uuid4())
+        control_id = control_id or new_id()
         params["control_id"] = control_id
         action = command.action(self, command.method, control_id, params)
         # Registered before the request goes out: the server may report on the
@@ -411,7 +410,8 @@ class CallingService:
         if call_id is None:
             if event_type == EVENT_CALLING_ERROR:
                 params = event.params
-                log.warning("calling.error from the server: %s %s", params.get("code"), params.get("message"))
+                # Text from the wire is logged with %r: a line break in it cannot forge a log line.
+                log.warning("calling.error from the server: %r %r", params.get("code"), params.get("message"))
             else:
                 log.debug("dropping a %s event without a call_id", event_type)
             return
@@ -430,7 +430,7 @@ class CallingService:
             return
         handler = self._handler
         if handler is None:
-            log.warning("inbound call %s: no on_call handler is registered; leaving the call alone", call_id)
+            log.warning("inbound call %r: no on_call handler is registered; leaving the call alone", call_id)
             return
         call = Call(self, event.params, direction="inbound")
         limit = self.client.max_active_calls
@@ -445,11 +445,11 @@ class CallingService:
                 self._calls[call_id] = call
                 self._inbound.add(call_id)
         if over_capacity:
-            log.warning("inbound call %s passed back to routing: %d calls active (max_active_calls)", call_id, limit)
+            log.warning("inbound call %r passed back to routing: %d calls active (max_active_calls)", call_id, limit)
             self._pass_back(call)
             return
         try:
-            self.client._handler_pool.submit(self._run_handler, handler, call)
+            self.client._handler_pool.run(self._run_handler, handler, call)
         except RuntimeError:  # the pool is shut down: the client is closing
             log.debug("on_call handler for call %s not run: the client is closed", call_id)
 
@@ -458,13 +458,13 @@ class CallingService:
         try:
             pending = self.client._submit(PASS.method, call._wire_params({}))
         except RelayError as error:
-            log.warning("could not pass call %s back to routing: %s", call.call_id, error)
+            log.warning("could not pass call %r back to routing: %r", call.call_id, error)
             return
 
         def log_failure(request: Future[JSONDict]) -> None:
             error = request.exception()
             if error is not None:
-                log.warning("calling.pass for call %s failed: %s", call.call_id, error)
+                log.warning("calling.pass for call %r failed: %r", call.call_id, error)
 
         pending.future.add_done_callback(log_failure)
 
@@ -473,7 +473,7 @@ class CallingService:
         try:
             handler(call)
         except Exception:  # user code: log it; the client and the other calls go on
-            log.exception("on_call handler %r raised for call %s", getattr(handler, "__name__", handler), call.call_id)
+            log.exception("on_call handler %r raised for call %r", getattr(handler, "__name__", handler), call.call_id)
 
     # -- the call table ----------------------------------------------------------
 

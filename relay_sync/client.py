@@ -14,7 +14,7 @@ import os
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Callable
 
@@ -25,6 +25,7 @@ from .errors import ClientClosedError, RelayError
 from .events import TaskEvent
 from .jwt_renewal import JWTRenewal
 from .messaging import Message, MessagingService
+from .pool import HandlerPool
 from .rpc import JSONDict, PendingRequest
 from .stop_signal import StopSignal
 from .timers import TimerThread
@@ -102,7 +103,7 @@ class RelayClient:
     :param ping_interval: seconds of silence from the server before the client pings;
         three unanswered pings in a row force a reconnect.
     :param reconnect_backoff: ``(min, max)`` seconds of the reconnect backoff; the
-        first retry waits a random time under ``min``.
+        first retry waits a random time under ``min / 2``.
     :param connect_timeout: seconds to open the socket and log in (default: ``request_timeout``).
     :param proxy: ``http://[user:password@]host:port`` of an HTTP proxy for the socket
         and REST calls; without it, ``https_proxy``/``no_proxy`` from the environment apply.
@@ -151,6 +152,7 @@ class RelayClient:
         self._transport: Transport | None = None
         self._holds_slot = False
         self._closed = False
+        self._disconnected = threading.Event()  # set once the first disconnect() has finished
         self._reconnect_after_fork = False
         self._fatal: RelayError | None = None
         self._stop_signal = StopSignal()
@@ -261,27 +263,49 @@ class RelayClient:
     def disconnect(self) -> None:
         """Close for good. Every waiting call fails with ``RelayError``; every
         thread the client started has exited when this returns (unless called
-        from a handler, whose own thread is still running it). Idempotent."""
-        with self._lifecycle_lock:
-            if self._closed:
-                return
+        from a handler, whose own thread is still running it). Idempotent: a
+        second call, from any thread but a handler, returns once the first is done."""
+        in_handler = threading.current_thread().name.startswith(HANDLER_THREAD_PREFIX)
+        if not self._lifecycle_lock.acquire(blocking=False):
+            # connect() holds the lock while it logs in, for up to connect_timeout:
+            # close the transport it is opening so that a login the server sits on
+            # gives up now instead of holding disconnect() (and run()) up.
+            opening = self._transport
+            if opening is not None:
+                opening.close()
+            self._lifecycle_lock.acquire()
+        try:
+            closed_already = self._closed
             self._closed = True
             transport, holds_slot = self._transport, self._holds_slot
             self._holds_slot = False
+        finally:
+            self._lifecycle_lock.release()
+        if closed_already:
+            # Another disconnect() ran or is still running. Returning before it is done
+            # would break the promise below, so wait for it, and for the handlers: the
+            # first call may have come from a handler, which cannot wait for itself.
+            if not in_handler:  # a handler must not wait: the first call may be waiting for it
+                self._disconnected.wait()
+                self._handler_pool.shutdown(wait=True)
+            return
+        try:
+            self._close(transport, in_handler)
+        finally:
+            if holds_slot:
+                _connection_slots.release()
+            self._disconnected.set()
+        log.info("RelayClient disconnected")
+
+    def _close(self, transport: Transport | None, in_handler: bool) -> None:
         self._stop_signal.request()
         if transport is not None:
             transport.close()
         error = self._fatal or ClientClosedError()
         for hook in self._close_hooks:
             hook(error)
-        try:
-            # Waits for handlers still running user code.
-            in_handler = threading.current_thread().name.startswith(HANDLER_THREAD_PREFIX)
-            self._handler_pool.shutdown(wait=not in_handler, cancel_futures=True)
-        finally:
-            if holds_slot:
-                _connection_slots.release()
-        log.info("RelayClient disconnected")
+        # Waits for handlers still running user code.
+        self._handler_pool.shutdown(wait=not in_handler, cancel_futures=True)
 
     close = disconnect
 
@@ -458,7 +482,7 @@ class RelayClient:
     def _run_user(self, fn: Callable[..., Any], *args: Any, what: str = "handler") -> None:
         """Run user code on the handler pool; an exception is logged, never propagated."""
         try:
-            self._handler_pool.submit(_call_user, fn, args, what)
+            self._handler_pool.run(_call_user, fn, args, what)
         except RuntimeError:  # the pool is shut down: the client is closing
             log.debug("%s not run: the client is closed", what)
 
@@ -518,6 +542,9 @@ class RelayClient:
         self._transport = None
         self._holds_slot = False
         self._stop_signal = StopSignal()
+        self._disconnected = threading.Event()  # a disconnect() running in the parent never ends here
+        if self._closed:
+            self._disconnected.set()
         self._handler_pool = _new_handler_pool(self._config.max_active_calls)
         self._calling.after_fork()
         self._messaging.after_fork()
@@ -530,8 +557,8 @@ class RelayClient:
         self._stop_signal.request()
 
 
-def _new_handler_pool(max_active_calls: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max_active_calls + POOL_HEADROOM, thread_name_prefix=HANDLER_THREAD_PREFIX)
+def _new_handler_pool(max_active_calls: int) -> HandlerPool:
+    return HandlerPool(max_workers=max_active_calls + POOL_HEADROOM, thread_name_prefix=HANDLER_THREAD_PREFIX)
 
 
 def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:

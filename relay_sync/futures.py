@@ -12,8 +12,11 @@ resolves it.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor, Future, InvalidStateError
-from typing import Any, Callable, TypeVar
+from concurrent.futures import Future, InvalidStateError
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from .pool import HandlerPool
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ class HandoffFuture(Future):  # type: ignore[type-arg]
     ``add_done_callback`` functions right there, stalling every other call.
     """
 
-    def __init__(self, executor: Executor | None) -> None:
+    def __init__(self, executor: HandlerPool | None) -> None:
         super().__init__()
         self._executor = executor
 
@@ -57,7 +60,7 @@ class HandoffFuture(Future):  # type: ignore[type-arg]
 
         def hand_off(future: Future[Any]) -> None:
             try:
-                executor.submit(_run_callback, fn, future)
+                executor.run(_run_callback, fn, future)
             except RuntimeError:  # the pool is shut down: the client is closing
                 log.debug("done-callback %r dropped: the handler pool is closed", fn)
 

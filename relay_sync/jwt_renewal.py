@@ -153,7 +153,7 @@ class JWTRenewal:
         except ClientClosedError:
             return
         except RelayError as error:
-            log.error("%s failed: %s", REAUTHENTICATE_METHOD, error)
+            log.error("%s failed: %r", REAUTHENTICATE_METHOD, error)
             self._retry(expires_at)
             return
         self._client._jwt_token = token  # later reconnects log in with it

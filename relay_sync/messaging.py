@@ -286,6 +286,10 @@ class MessagingService:
         self._closed_error: BaseException | None = None
         self._message_handlers: list[Callable[[Message], Any]] = []
         self._task_handlers: list[Callable[[TaskEvent], Any]] = []
+        # The session's protocol, and the last one a reconnect did not resume (see _session_started).
+        self._protocol: str | None = None
+        self._lost_protocol: str | None = None
+        client._on_session_start(self._session_started)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's messages are not ours; keep only the handlers."""
@@ -293,6 +297,7 @@ class MessagingService:
         self._outbound = {}
         self._early = OrderedDict()
         self._closed_error = None
+        self._protocol = self._lost_protocol = None
 
     @property
     def in_flight(self) -> int:
@@ -375,19 +380,35 @@ class MessagingService:
             if self._closed_error is not None:
                 fail(message.future, self._closed_error)
                 return
+            if message.context is not None and message.context == self._lost_protocol:
+                fail(message.future, _session_lost())  # accepted just before the session was lost
+                return
             self._outbound[message.message_id] = message
 
+    def _session_started(self, resumed: bool) -> None:
+        """I/O thread (or connect()): a session was authenticated.
+
+        The server addresses a message's state events to the context it was
+        sent on, by default the session's protocol. When a reconnect does not
+        resume the session, that protocol is gone: messages sent on it would
+        wait (and stay in the table) forever, so they fail now. Messages sent
+        on a named context the client still receives keep waiting.
+        """
+        previous, self._protocol = self._protocol, self._client.relay_protocol
+        if resumed or previous is None or previous == self._protocol:
+            return
+        with self._lock:
+            self._lost_protocol = previous
+            orphaned = [m for m in self._outbound.values() if m.context == previous]
+            for message in orphaned:
+                del self._outbound[message.message_id]
+        if orphaned:
+            log.warning("%d message(s) will get no more state updates: %s", len(orphaned), _session_lost().message)
+        for message in orphaned:
+            fail(message.future, _session_lost())
+
     def deliver_task(self, context: str, message: JSONDict) -> None:
-        config = self._client._config
-        rest.deliver_task(
-            context,
-            message,
-            project=config.project,
-            token=config.token,
-            host=config.host,
-            # "ws" is only allowed for a loopback host (a local emulator), which speaks plain HTTP.
-            scheme="http" if config.scheme == "ws" else "https",
-        )
+        rest.deliver_task(context, message, **self._client._config.rest_options())
 
     # -- events (I/O thread: never blocks, never runs user code) -------------
 
@@ -467,6 +488,12 @@ class MessagingService:
             self._early.clear()
         for message in waiting:
             fail(message.future, error)
+
+
+def _session_lost() -> RelayError:
+    return RelayError(
+        "session_lost", "the RELAY session the message was sent on was not resumed after a reconnect"
+    )
 
 
 def _check_callable(handler: Handler) -> Handler:

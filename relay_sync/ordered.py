@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from concurrent.futures import Executor
 from typing import Any, Callable
+
+from .pool import HandlerPool
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ Task = tuple[Callable[..., Any], tuple[Any, ...]]
 class OrderedRunner:
     """Runs submitted user callbacks on ``executor``, one at a time, first in first out."""
 
-    def __init__(self, executor: Executor, owner: str) -> None:
+    def __init__(self, executor: HandlerPool, owner: str) -> None:
         self._executor = executor
         self._owner = owner  # for log lines: whose callbacks these are
         self._lock = threading.Lock()
@@ -38,7 +39,7 @@ class OrderedRunner:
                 return  # the worker already draining picks it up
             self._draining = True
         try:
-            self._executor.submit(self._drain)
+            self._executor.run(self._drain)
         except RuntimeError:  # the pool is shut down: the client is closing
             with self._lock:
                 self._queue.clear()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import random
 import threading
-import uuid
 from concurrent.futures import Future
 from typing import Any
 
@@ -26,38 +27,86 @@ CONNECT_METHOD = "signalwire.connect"
 
 # Values of these keys never reach a log line, an exception message or a repr.
 SECRET_KEYS = frozenset(
-    {"token", "jwt_token", "refresh_token", "project", "project_id", "authorization_state", "identity"}
+    {"token", "jwt_token", "refresh_token", "project", "project_id", "authorization_state", "identity", "signature"}
 )
 MASK = "***"
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# Strings from the wire may hold anything JSON can, even a lone surrogate ("\ud800")
+# that has no UTF-8 form. Answers, which echo the server's request id, are always
+# written with \u escapes (real ids are ASCII, where both ways are the same); so are
+# the rare requests that send such a string back (see encode_request).
+_encode_ascii = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_encode_string = json.encoder.encode_basestring_ascii  # a JSON string literal, as _encode_ascii writes one
+
+
+# Request and control ids are random (version 4) UUID strings. They come from a
+# private generator seeded by os.urandom rather than from uuid.uuid4(): that reads
+# os.urandom each time, a system call that hands the GIL to another thread in the
+# middle of every request. Ids must be unique, not secret.
+_id_source = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_id_source.seed)  # a forked child must not repeat the parent's ids
+_random_bits = _id_source.getrandbits
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A new random UUID string."""
+    digits = "%032x" % ((_random_bits(128) & _UUID4_CLEAR) | _UUID4_SET)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def encode_request(method: str, params: JSONDict, request_id: str | None = None) -> tuple[str, str]:
     """Return ``(id, text)`` of a request frame."""
     request_id = request_id or new_id()
-    return request_id, _encode({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
+    frame = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+    text = _encode(frame)
+    if not text.isascii() and not _utf8_encodable(text):
+        # A string from the wire (a call id, an event field sent back) may hold a lone
+        # surrogate, which UTF-8 cannot carry: write it as a \u escape instead of
+        # failing the request with UnicodeEncodeError when it is framed.
+        text = _encode_ascii(frame)
+    return request_id, text
+
+
+def _utf8_encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_result(request_id: Any, result: JSONDict | None = None) -> str:
     """The answer to a server-initiated request (event ACK, ping, disconnect)."""
-    return _encode({"jsonrpc": "2.0", "id": request_id, "result": result if result is not None else {}})
+    if result is None and type(request_id) is str:
+        # Every event is ACKed on the I/O thread: skip the general encoder for this one shape.
+        return f'{{"jsonrpc":"2.0","id":{_encode_string(request_id)},"result":{{}}}}'
+    return _encode_ascii({"jsonrpc": "2.0", "id": request_id, "result": result if result is not None else {}})
 
 
 def encode_error(request_id: Any, code: int, message: str) -> str:
-    return _encode({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+    return _encode_ascii({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
 
 
-def masked(value: Any) -> Any:
-    """A copy of a frame fit for a log line: secret values replaced by ``***``."""
+# Nesting shown in a log line or repr. A frame from the wire may nest as deep as the
+# JSON parser allows; copying all of it recursively would overflow the stack.
+MASK_DEPTH = 20
+
+
+def masked(value: Any, depth: int = 0) -> Any:
+    """A copy of a frame fit for a log line: secret values replaced by ``***``,
+    anything nested deeper than ``MASK_DEPTH`` by ``...``."""
     if isinstance(value, dict):
-        return {k: (MASK if k in SECRET_KEYS else masked(v)) for k, v in value.items()}
+        if depth >= MASK_DEPTH:
+            return "{...}"
+        return {k: (MASK if k in SECRET_KEYS else masked(v, depth + 1)) for k, v in value.items()}
     if isinstance(value, list):
-        return [masked(v) for v in value]
+        if depth >= MASK_DEPTH:
+            return "[...]"
+        return [masked(v, depth + 1) for v in value]
     return value
 
 

@@ -36,6 +36,7 @@ import tenacity
 import websocket
 
 from .errors import AuthenticationError, ClientClosedError, ConnectionLostError, RelayError, RelayTimeoutError
+from .framing import FrameReader, MaskingKeys, control_frame, text_frame
 from .keepalive import Keepalive
 from .rpc import (
     CONNECT_METHOD,
@@ -120,6 +121,7 @@ class Transport:
         self._backlog: deque[PendingRequest] = deque()
         # _state_lock guards _ws, _connected, _closed and the backlog;
         # _send_lock orders writes on the socket (taken before _state_lock when both are needed).
+        # Frames wait in _outgoing for whoever holds _send_lock (see _drain_outgoing).
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._ws: websocket.WebSocket | None = None
@@ -129,6 +131,12 @@ class Transport:
         self._closing = threading.Event()
         self._io_thread: threading.Thread | None = None
         self._auth_failures = 0
+        # Masking keys for frames written under the send lock, and for the I/O thread's
+        # answers to server requests, which it frames as it goes and writes a burst at a time.
+        self._send_keys = MaskingKeys()
+        self._reply_keys = MaskingKeys()
+        self._replies: list[bytes] = []
+        self._outgoing: deque[tuple[websocket.WebSocket | None, PendingRequest | bytes]] = deque()
 
     # -- public surface ----------------------------------------------------
 
@@ -163,6 +171,8 @@ class Transport:
             self.close()
             raise
         except LINK_ERRORS as error:
+            if self._closing.is_set():  # close() (the client's disconnect()) cut the login short
+                raise ClientClosedError() from None
             self.close()
             raise RelayError("connect_failed", f"could not connect to {self._options.url}: {_describe(error)}") from None
 
@@ -275,11 +285,21 @@ class Transport:
         self._log_frame("send", text)
         ws.settimeout(timeout)
         ws.send(text)
+        # One deadline for the whole login: a server that keeps sending other
+        # frames (pings, events) must not stretch it by restarting a per-recv timeout.
+        deadline = time.monotonic() + timeout
         while True:
+            remaining = deadline - time.monotonic()
             try:
+                if remaining <= 0:
+                    raise websocket.WebSocketTimeoutException()
+                ws.settimeout(remaining)
                 raw = ws.recv()
             except websocket.WebSocketTimeoutException:
                 raise RelayTimeoutError(f"{CONNECT_METHOD} got no response within {timeout:g} s") from None
+            except UnicodeDecodeError:  # websocket-client decodes text frames itself
+                log.warning("dropping a text frame that is not UTF-8")
+                continue
             frame = self._decode(raw)
             if frame is not None and frame.get("id") == request_id and "method" not in frame:
                 try:
@@ -291,6 +311,7 @@ class Transport:
                     raise
             if frame is not None:
                 self._dispatch(frame)
+                self._flush_replies()
 
     def _store_session(self, result: JSONDict) -> bool:
         protocol = result.get("protocol")
@@ -318,45 +339,107 @@ class Transport:
                 self._backlog.clear()
                 for pending in queued:
                     self._pending.add(pending)
+                    self._outgoing.append((ws, pending))
                 self._connected = True
-            for pending in queued:
-                if not self._write_locked(ws, pending):
-                    break
+            self._write_outgoing_locked()
+        self._drain_outgoing()
 
     # -- writing -----------------------------------------------------------
+    #
+    # Writers never wait for each other. Each puts its frame in _outgoing and
+    # then writes everything queued there if it can take the send lock at
+    # once; if not, the thread holding the lock writes it along with its own
+    # (it looks at the queue again after letting go), and the writer goes on
+    # to wait for its response. When 300 handlers send at once, a few system
+    # calls carry all the frames and no thread sleeps on the lock.
 
-    def _write(self, ws: websocket.WebSocket | None, pending: PendingRequest) -> None:
-        with self._send_lock:
-            self._write_locked(ws, pending)
+    def _write(self, ws: websocket.WebSocket | None, item: PendingRequest | bytes) -> None:
+        """Write a request (or framed bytes) on ``ws`` now or, if another thread is writing, through it."""
+        self._outgoing.append((ws, item))
+        self._drain_outgoing()
 
-    def _write_locked(self, ws: websocket.WebSocket | None, pending: PendingRequest) -> bool:
+    def _drain_outgoing(self) -> None:
+        outgoing, lock = self._outgoing, self._send_lock
+        while outgoing:
+            if not lock.acquire(blocking=False):
+                return  # the holder writes what we queued
+            try:
+                self._write_outgoing_locked()
+            finally:
+                lock.release()
+
+    def _write_outgoing_locked(self) -> None:
+        """Write every queued frame, a socket's worth at a time (send lock held: only we pop)."""
+        outgoing = self._outgoing
+        while outgoing:
+            ws = outgoing[0][0]
+            batch = []
+            while outgoing and outgoing[0][0] is ws:
+                batch.append(outgoing.popleft()[1])
+            self._write_batch(ws, batch)
+
+    def _write_batch(self, ws: websocket.WebSocket | None, batch: list[PendingRequest | bytes]) -> None:
+        requests = [item for item in batch if isinstance(item, PendingRequest)]
         if ws is None:
-            self._pending.discard(pending.request_id)
-            pending.fail(ConnectionLostError())
-            return False
-        self._log_frame("send", pending.text)
+            self._fail_unsent(requests)
+            return
+        frames = []
+        for item in batch:
+            if isinstance(item, bytes):
+                frames.append(item)
+            else:
+                self._log_frame("send", item.text)
+                frames.append(text_frame(item.text, self._send_keys))
         try:
-            ws.send(pending.text)
+            _send_bytes(ws, frames[0] if len(frames) == 1 else b"".join(frames))
         except LINK_ERRORS as error:
-            # The frame may or may not have left: fail it rather than risk a double send.
-            log.debug("send of %s failed: %s", pending.method, _describe(error))
+            # The frames may or may not have left: fail them rather than risk a double send.
+            log.debug("send of %d frame(s) failed: %s", len(frames), _describe(error))
+            self._fail_unsent(requests)
+            # The socket is dead, though the I/O thread may not have noticed yet:
+            # without this, every request made until it does fails the same way
+            # instead of waiting in the backlog for the reconnect.
+            self._link_down(ws)
+
+    def _fail_unsent(self, requests: list[PendingRequest]) -> None:
+        for pending in requests:
             self._pending.discard(pending.request_id)
             pending.fail(ConnectionLostError())
-            return False
-        return True
+
+    def _link_down(self, ws: websocket.WebSocket) -> None:
+        """A write found the socket dead: queue new requests and wake the I/O thread to reconnect."""
+        with self._state_lock:
+            if self._ws is ws:
+                self._connected = False
+        _shutdown(ws)
 
     def _reply(self, text: str) -> None:
-        """Answer a server request on the current socket (I/O thread)."""
+        """Answer a server request (I/O thread): queued, and written with the rest of the
+        burst's answers by ``_flush_replies``."""
+        self._log_frame("send", text)
+        self._replies.append(text_frame(text, self._reply_keys))
+
+    def _flush_replies(self, *, wait: bool = False) -> None:
+        """Write the queued answers in one go, on the current socket (I/O thread).
+        With ``wait``, return only once they are written (or failed)."""
+        replies = self._replies
+        if not replies:
+            return
+        data = replies[0] if len(replies) == 1 else b"".join(replies)
+        replies.clear()
         with self._state_lock:
             ws = self._ws
         if ws is None:
             return
-        self._log_frame("send", text)
-        with self._send_lock:
-            try:
-                ws.send(text)
-            except LINK_ERRORS as error:
-                log.debug("could not answer the server: %s", _describe(error))
+        self._outgoing.append((ws, data))
+        if wait:
+            with self._send_lock:
+                self._write_outgoing_locked()
+        self._drain_outgoing()
+
+    def _answer_control(self, ws: websocket.WebSocket, opcode: int, payload: bytes) -> None:
+        """Answer a WebSocket ping or close frame (I/O thread)."""
+        self._write(ws, control_frame(opcode, payload, self._reply_keys))
 
     def _send_keepalive_ping(self) -> Callable[[], None] | None:
         with self._state_lock:
@@ -382,24 +465,30 @@ class Transport:
         log.debug("I/O thread exiting")
 
     def _read_until_lost(self, ws: websocket.WebSocket) -> None:
-        recv = ws.recv
+        sock = ws.sock
+        if sock is None:
+            return
+        reader = FrameReader(sock.recv_into, lambda opcode, payload: self._answer_control(ws, opcode, payload))
         keepalive = self._keepalive
         monotonic = time.monotonic
+        decode, dispatch = self._decode, self._dispatch
         while True:
             try:
-                raw = recv()
+                messages = reader.read()
             except LINK_ERRORS as error:
                 if not self._closing.is_set():
                     log.info("connection lost: %s", _describe(error))
                 return
             keepalive.last_heard = monotonic()
-            frame = self._decode(raw)
-            if frame is None:
-                continue
-            try:
-                self._dispatch(frame)
-            except Exception:  # a bug in frame handling must not kill the only reader
-                log.exception("failed to handle a frame from the server")
+            for _opcode, payload in messages:
+                frame = decode(payload)
+                if frame is None:
+                    continue
+                try:
+                    dispatch(frame)
+                except Exception:  # a bug in frame handling must not kill the only reader
+                    log.exception("failed to handle a frame from the server")
+            self._flush_replies()
 
     def _link_lost(self, ws: websocket.WebSocket) -> None:
         self._keepalive.stop()
@@ -413,9 +502,10 @@ class Transport:
     def _reconnect(self) -> websocket.WebSocket | None:
         """Log in again with backoff; None when closing or when retrying is hopeless."""
         low, high = self._options.reconnect_backoff
-        # A random first delay under `low`: quick to heal a blip, and a restarted
-        # server is not hit by all of its clients in the same instant.
-        if self._closing.wait(random.uniform(0, low)):
+        # A random first delay under half of `low` (0.5 s by default): quick to heal
+        # a blip, and a restarted server is not hit by all of its clients in the
+        # same instant. Later attempts back off exponentially from `low` to `high`.
+        if self._closing.wait(random.uniform(0, low / 2)):
             return None
         retrying = tenacity.Retrying(
             wait=tenacity.wait_exponential(multiplier=low, max=high) + tenacity.wait_random(0, low),
@@ -452,7 +542,7 @@ class Transport:
             )
         else:
             fatal = RelayError("reconnect_failed", f"could not reconnect: {_describe(error)}")
-        log.error("giving up on the connection: %s", fatal)
+        log.error("giving up on the connection: %r", fatal)
         self._fatal = fatal
         with self._state_lock:
             self._closed = True
@@ -476,7 +566,7 @@ class Transport:
             try:
                 raw = raw.decode("utf-8")
             except UnicodeDecodeError:
-                log.warning("dropping a binary frame that is not UTF-8 (%d bytes)", len(raw))
+                log.warning("dropping a frame that is not UTF-8 (%d bytes)", len(raw))
                 return None
         try:
             frame = json.loads(raw)
@@ -531,6 +621,7 @@ class Transport:
             self.session.forget_resumption()
         if request_id is not None:
             self._reply(encode_result(request_id))
+            self._flush_replies(wait=True)  # before the socket goes
         self.force_reconnect("server disconnect")
 
     @staticmethod
@@ -547,6 +638,14 @@ def _describe(error: BaseException | None) -> str:
         return "unknown error"
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def _send_bytes(ws: websocket.WebSocket, data: bytes) -> None:
+    """Write whole frames on the socket (the send lock is held)."""
+    sock = ws.sock
+    if sock is None:
+        raise websocket.WebSocketConnectionClosedException("socket is already closed.")
+    sock.sendall(data)
 
 
 def _shutdown(ws: websocket.WebSocket) -> None:

@@ -1,0 +1,185 @@
+"""WebSocket frames (RFC 6455) on the socket websocket-client opened.
+
+websocket-client does the handshake, TLS and proxying; after that the I/O
+thread reads with :class:`FrameReader` and every writer frames with
+:func:`text_frame`. The reader takes whatever the socket holds in one
+``recv`` and hands back every complete message in it, so a burst of events
+costs one system call instead of two or three per frame, and the I/O thread
+learns when the burst is over (to flush its ACKs in one write). Each system
+call lets another thread take the GIL, which the I/O thread then has to wait
+to get back: fewer calls keep it running while the server is talking.
+
+``FrameReader`` runs on the I/O thread only; ``text_frame`` is called with
+the transport's send lock held.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+
+from websocket import WebSocketConnectionClosedException, WebSocketProtocolException
+
+OPCODE_CONTINUATION = 0x0
+OPCODE_TEXT = 0x1
+OPCODE_BINARY = 0x2
+OPCODE_CLOSE = 0x8
+OPCODE_PING = 0x9
+OPCODE_PONG = 0xA
+
+# Bytes asked of the socket per read: a few hundred events at once. Read into one
+# buffer kept for the purpose: a fresh bytes object this large per read would cost
+# an mmap, mremap and munmap each time.
+READ_SIZE = 256 * 1024
+# The largest message accepted (one frame or the sum of its fragments): without a
+# cap a server could make the client buffer without limit. RELAY frames are small.
+MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+# Random bytes fetched at a time for masking keys (RFC 6455 wants them unpredictable).
+_MASK_POOL_SIZE = 4096
+
+_pack_16 = struct.Struct("!BBH").pack
+_pack_64 = struct.Struct("!BBQ").pack
+
+
+class MaskingKeys:
+    """Masking keys from ``os.urandom``, fetched a page at a time. Not thread-safe:
+    used under the send lock."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._next = 0
+
+    def take(self) -> bytes:
+        if self._next >= len(self._pool):
+            self._pool = os.urandom(_MASK_POOL_SIZE)
+            self._next = 0
+        key = self._pool[self._next : self._next + 4]
+        self._next += 4
+        return key
+
+
+def text_frame(text: str, keys: MaskingKeys) -> bytes:
+    """One masked, final text frame carrying ``text``."""
+    return _frame(OPCODE_TEXT, text.encode("utf-8"), keys)
+
+
+def control_frame(opcode: int, payload: bytes, keys: MaskingKeys) -> bytes:
+    """A masked close/ping/pong frame (payload at most 125 bytes)."""
+    return _frame(opcode, payload[:125], keys)
+
+
+def _frame(opcode: int, payload: bytes, keys: MaskingKeys) -> bytes:
+    length = len(payload)
+    first = 0x80 | opcode
+    if length < 126:
+        header = bytes((first, 0x80 | length))
+    elif length < 0x10000:
+        header = _pack_16(first, 0x80 | 126, length)
+    else:
+        header = _pack_64(first, 0x80 | 127, length)
+    key = keys.take()
+    return header + key + _mask(key, payload)
+
+
+def _mask(key: bytes, payload: bytes) -> bytes:
+    length = len(payload)
+    if not length:
+        return payload
+    repeated = key * ((length >> 2) + 1)
+    return (int.from_bytes(payload, "little") ^ int.from_bytes(repeated[:length], "little")).to_bytes(length, "little")
+
+
+class FrameReader:
+    """Whole messages from a socket, a burst at a time (I/O thread).
+
+    ``read()`` blocks until at least one message is complete and returns all
+    that are, as ``(opcode, payload)`` with opcode text or binary; fragments
+    are joined. Pings are answered through ``send_control``; a close frame is
+    answered and then reported as a closed connection.
+    """
+
+    def __init__(self, recv_into: Callable[[memoryview], int], send_control: Callable[[int, bytes], None]) -> None:
+        self._recv_into = recv_into
+        self._send_control = send_control
+        self._chunk = memoryview(bytearray(READ_SIZE))
+        self._buffer = bytearray()
+        self._fragments: list[bytes] = []
+        self._fragment_opcode = 0
+
+    def read(self) -> list[tuple[int, bytes]]:
+        messages: list[tuple[int, bytes]] = []
+        while not messages:
+            received = self._recv_into(self._chunk)
+            if not received:
+                raise WebSocketConnectionClosedException("Connection to remote host was lost.")
+            self._buffer += self._chunk[:received]
+            self._parse(messages)
+        return messages
+
+    def _parse(self, messages: list[tuple[int, bytes]]) -> None:
+        buffer = self._buffer
+        size = len(buffer)
+        position = 0
+        while size - position >= 2:
+            first, second = buffer[position], buffer[position + 1]
+            length = second & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - start < 2:
+                    break
+                length = int.from_bytes(buffer[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if size - start < 8:
+                    break
+                length = int.from_bytes(buffer[start : start + 8], "big")
+                start += 8
+            if length > MAX_MESSAGE_SIZE:
+                raise WebSocketProtocolException(f"a {length}-byte frame exceeds the {MAX_MESSAGE_SIZE}-byte limit")
+            key = b""
+            if second & 0x80:  # servers must not mask, but unmasking costs little
+                if size - start < 4:
+                    break
+                key = bytes(buffer[start : start + 4])
+                start += 4
+            end = start + length
+            if end > size:
+                break
+            payload = bytes(buffer[start:end])
+            position = end
+            if key:
+                payload = _mask(key, payload)
+            if first & 0x70:
+                raise WebSocketProtocolException("a frame used reserved bits with no extension negotiated")
+            self._frame(first & 0x80, first & 0x0F, payload, messages)
+        if position:
+            del buffer[:position]
+
+    def _frame(self, fin: int, opcode: int, payload: bytes, messages: list[tuple[int, bytes]]) -> None:
+        if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+            if self._fragments:
+                raise WebSocketProtocolException("a new message started before the previous one ended")
+            if fin:
+                messages.append((opcode, payload))
+            else:
+                self._fragments.append(payload)
+                self._fragment_opcode = opcode
+        elif opcode == OPCODE_CONTINUATION:
+            if not self._fragments:
+                raise WebSocketProtocolException("a continuation frame arrived with no message to continue")
+            self._fragments.append(payload)
+            if sum(map(len, self._fragments)) > MAX_MESSAGE_SIZE:
+                raise WebSocketProtocolException(f"a fragmented message exceeds the {MAX_MESSAGE_SIZE}-byte limit")
+            if fin:
+                messages.append((self._fragment_opcode, b"".join(self._fragments)))
+                self._fragments = []
+        elif opcode == OPCODE_PING:
+            self._send_control(OPCODE_PONG, payload)
+        elif opcode == OPCODE_PONG:
+            pass
+        elif opcode == OPCODE_CLOSE:
+            self._send_control(OPCODE_CLOSE, payload[:2])
+            raise WebSocketConnectionClosedException("the server closed the connection")
+        else:
+            raise WebSocketProtocolException(f"unknown opcode {opcode:#x}")

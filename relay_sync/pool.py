@@ -1,0 +1,216 @@
+"""HandlerPool: the threads that run user code (``on_call``/``on_message``/
+``on_task`` handlers, ``Call.on`` listeners, done-callbacks).
+
+Workers start on demand, up to ``max_workers``, and retire after
+``idle_timeout`` seconds without work, so a storm of 300 inbound calls does
+not leave 300 idle threads behind. Starting a thread takes a while (the
+starter waits until the new thread runs), so the thread that hands over work,
+often the I/O thread, starts at most one worker, and that worker starts the
+others the burst needs before it takes work itself. ``run(fn, *args)`` hands work over without
+building a ``Future``: the I/O thread calls it for every event it passes on.
+``submit`` is the ``concurrent.futures.Executor`` method, for callers that
+want a Future.
+
+Like ``ThreadPoolExecutor``, the workers are not daemons: at interpreter exit
+queued work still runs, then the workers stop (idle ones at once).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import queue
+import threading
+import weakref
+from concurrent.futures import Executor, Future
+from typing import Any, Callable, Optional
+
+log = logging.getLogger(__name__)
+
+# Seconds a worker waits for work before it retires.
+IDLE_TIMEOUT = 5.0
+
+_Work = Optional[tuple[Callable[..., Any], tuple[Any, ...]]]  # None: stop
+
+_live_pools: weakref.WeakSet[HandlerPool] = weakref.WeakSet()
+
+
+class HandlerPool(Executor):
+    def __init__(self, max_workers: int, thread_name_prefix: str, idle_timeout: float = IDLE_TIMEOUT) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._max_workers = max_workers
+        self._thread_name_prefix = thread_name_prefix
+        self._idle_timeout = idle_timeout
+        self._queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        # _lock guards _workers, _spare, _spawning and _shutdown; _changed is signalled
+        # when _spawning ends.
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._workers: set[threading.Thread] = set()
+        self._spawning = False  # a worker is being started, or is starting others
+        # Workers waiting for work minus work waiting for a worker (negative: work is queued
+        # because every worker is busy). A put that finds no spare worker starts one.
+        self._spare = 0
+        self._shutdown = False
+        self._names = itertools.count()
+        _live_pools.add(self)
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child only the forking thread exists: the workers, and any lock
+        one of them held, stayed in the parent."""
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._workers = set()
+        self._spare = 0
+        self._spawning = False
+
+    @property
+    def worker_count(self) -> int:
+        return len(self._workers)
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a worker; what it raises is logged. ``RuntimeError`` after shutdown."""
+        self._put((fn, args))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._put((_run_for_future, (future, fn, args, kwargs)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stop taking work and stop the workers once the queue is done (at once with
+        ``cancel_futures``, which drops queued work and cancels its futures)."""
+        with self._lock:
+            self._shutdown = True
+            if cancel_futures:
+                _drop_queued(self._queue)
+            while self._spawning:  # a worker on its way up is stopped and joined too
+                self._changed.wait()
+            workers = list(self._workers)
+            for _ in workers:
+                self._queue.put(None)
+        if wait:
+            current = threading.current_thread()
+            for worker in workers:
+                if worker is not current:
+                    worker.join()
+
+    def _put(self, work: _Work) -> None:
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new work after shutdown")
+            self._queue.put(work)
+            self._spare -= 1
+            spawner = None if self._spawning else self._new_worker(self._spawn_then_work)
+            self._spawning = self._spawning or spawner is not None
+        if spawner is not None:
+            try:
+                spawner.start()
+            except BaseException:
+                self._not_started(spawner, spawning_ends=True)
+                raise
+
+    def _new_worker(self, target: Callable[[], None]) -> threading.Thread | None:
+        """A worker to start when work waits for one and there is room (lock held)."""
+        if self._spare >= 0 or self._shutdown or len(self._workers) >= self._max_workers:
+            return None
+        worker = threading.Thread(target=target, name=f"{self._thread_name_prefix}_{next(self._names)}", daemon=False)
+        self._workers.add(worker)
+        self._spare += 1
+        return worker
+
+    def _not_started(self, worker: threading.Thread, *, spawning_ends: bool) -> None:
+        with self._lock:
+            self._workers.discard(worker)
+            self._spare -= 1
+            if spawning_ends:
+                self._spawning = False
+                self._changed.notify_all()
+
+    def _spawn_then_work(self) -> None:
+        """The first worker of a burst starts the others the burst needs, one after
+        another, then works. (Starting them in parallel measured slower: the starts
+        then compete with the I/O thread for the GIL.)"""
+        while True:
+            with self._lock:
+                worker = self._new_worker(self._work)
+                if worker is None:
+                    self._spawning = False
+                    self._changed.notify_all()
+                    break
+            try:
+                worker.start()
+            except RuntimeError as error:  # no more threads to be had: the work waits for a busy worker
+                log.warning("could not start another handler thread: %s", error)
+                self._not_started(worker, spawning_ends=True)
+                break
+        self._work()
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        get = self._queue.get
+        try:
+            while True:
+                try:
+                    work = get(timeout=self._idle_timeout)
+                except queue.Empty:
+                    with self._lock:
+                        if self._spare > 0 or self._shutdown:  # nobody's work is waiting for this worker
+                            self._spare -= 1
+                            return
+                    continue  # work was queued as we timed out: take it
+                if work is None:
+                    return
+                fn, args = work
+                try:
+                    fn(*args)
+                except Exception:  # callers log their own errors; this keeps the worker alive regardless
+                    log.exception("%r raised on the handler pool", fn)
+                del work, fn, args
+                with self._lock:
+                    self._spare += 1
+        finally:
+            with self._lock:
+                self._workers.discard(me)
+
+
+def _run_for_future(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as error:  # noqa: BLE001 - handed to the Future, as ThreadPoolExecutor does
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _drop_queued(work_queue: queue.SimpleQueue[_Work]) -> None:
+    while True:
+        try:
+            work = work_queue.get_nowait()
+        except queue.Empty:
+            return
+        if work is not None and work[0] is _run_for_future:
+            work[1][0].cancel()
+
+
+def _stop_all_at_exit() -> None:
+    for pool in list(_live_pools):
+        pool.shutdown(wait=True)
+
+
+def _reset_all_after_fork() -> None:
+    for pool in list(_live_pools):
+        pool._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_all_after_fork)
+
+# Runs before the interpreter joins non-daemon threads (as ThreadPoolExecutor's does),
+# so idle workers stop at once instead of waiting out their idle timeout.
+threading._register_atexit(_stop_all_at_exit)  # type: ignore[attr-defined]

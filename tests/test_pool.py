@@ -1,0 +1,112 @@
+"""HandlerPool: workers on demand, retired when idle, joined on shutdown."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import CancelledError
+
+import pytest
+
+from relay_sync.pool import HandlerPool
+
+
+def workers_named(prefix: str) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def test_run_and_submit_run_on_named_workers() -> None:
+    pool = HandlerPool(4, "test-pool-a")
+    seen: list[str] = []
+    done = threading.Event()
+    pool.run(lambda: (seen.append(threading.current_thread().name), done.set()))
+    assert done.wait(2)
+    assert pool.submit(lambda x: x * 2, 21).result(2) == 42
+    assert seen[0].startswith("test-pool-a_")
+    pool.shutdown(wait=True)
+    assert workers_named("test-pool-a") == []
+
+
+def test_a_burst_gets_one_worker_per_blocked_task_up_to_the_limit() -> None:
+    pool = HandlerPool(5, "test-pool-b")
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocked() -> None:
+        started.release()
+        release.wait(5)
+
+    for _ in range(8):
+        pool.run(blocked)
+    for _ in range(5):
+        assert started.acquire(timeout=2)
+    assert not started.acquire(timeout=0.1)  # the other 3 wait for a free worker
+    assert pool.worker_count == 5
+    release.set()
+    for _ in range(3):
+        assert started.acquire(timeout=2)
+    pool.shutdown(wait=True)
+    assert workers_named("test-pool-b") == []
+
+
+def test_idle_workers_retire() -> None:
+    pool = HandlerPool(10, "test-pool-c", idle_timeout=0.1)
+    release = threading.Event()
+    for _ in range(6):
+        pool.run(release.wait, 5)
+    release.set()
+    deadline = threading.Event()
+    for _ in range(50):
+        if pool.worker_count == 0:
+            break
+        deadline.wait(0.05)
+    assert pool.worker_count == 0
+    assert workers_named("test-pool-c") == []
+    done = threading.Event()
+    pool.run(done.set)  # and it starts again on demand
+    assert done.wait(2)
+    pool.shutdown(wait=True)
+
+
+def test_a_raising_task_is_logged_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
+    pool = HandlerPool(1, "test-pool-d")
+
+    def boom() -> None:
+        raise ValueError("boom")
+
+    pool.run(boom)
+    assert pool.submit(lambda: "still here").result(2) == "still here"
+    assert "boom" in caplog.text or any(r.exc_info for r in caplog.records)
+    with pytest.raises(ValueError):
+        pool.submit(boom).result(2)
+    pool.shutdown(wait=True)
+
+
+def test_shutdown_refuses_new_work_and_cancels_queued_futures() -> None:
+    pool = HandlerPool(1, "test-pool-e")
+    release = threading.Event()
+    running = threading.Event()
+    pool.run(lambda: (running.set(), release.wait(5)))
+    assert running.wait(2)
+    queued = pool.submit(lambda: "never")
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    stopper.start()
+    with pytest.raises(CancelledError):
+        queued.result(2)
+    release.set()
+    stopper.join(5)
+    assert not stopper.is_alive()
+    with pytest.raises(RuntimeError):
+        pool.run(print)
+    assert workers_named("test-pool-e") == []
+
+
+def test_shutdown_from_a_worker_does_not_join_itself() -> None:
+    pool = HandlerPool(2, "test-pool-f")
+    done = threading.Event()
+
+    def stop_from_inside() -> None:
+        pool.shutdown(wait=True)
+        done.set()
+
+    pool.run(stop_from_inside)
+    assert done.wait(2)
