@@ -49,6 +49,9 @@ class HandlerPool(Executor):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._workers: set[threading.Thread] = set()
+        # Workers that left _workers but may still be finishing: shutdown(wait=True)
+        # joins them too, so no thread of ours outlives it. Pruned as workers start.
+        self._retired: set[threading.Thread] = set()
         self._spawning = False  # a worker is being started, or is starting others
         # Workers waiting for work minus work waiting for a worker (negative: work is queued
         # because every worker is busy). A put that finds no spare worker starts one.
@@ -64,6 +67,7 @@ class HandlerPool(Executor):
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._workers = set()
+        self._retired = set()
         self._spare = 0
         self._spawning = False
 
@@ -92,6 +96,7 @@ class HandlerPool(Executor):
             workers = list(self._workers)
             for _ in workers:
                 self._queue.put(None)
+            workers.extend(self._retired)
         if wait:
             current = threading.current_thread()
             for worker in workers:
@@ -118,6 +123,7 @@ class HandlerPool(Executor):
         if self._spare >= 0 or self._shutdown or len(self._workers) >= self._max_workers:
             return None
         worker = threading.Thread(target=target, name=f"{self._thread_name_prefix}_{next(self._names)}", daemon=False)
+        self._retired = {thread for thread in self._retired if thread.is_alive()}
         self._workers.add(worker)
         self._spare += 1
         return worker
@@ -175,6 +181,7 @@ class HandlerPool(Executor):
         finally:
             with self._lock:
                 self._workers.discard(me)
+                self._retired.add(me)
 
 
 def _run_for_future(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -51,20 +51,38 @@ def test_a_burst_gets_one_worker_per_blocked_task_up_to_the_limit() -> None:
 def test_idle_workers_retire() -> None:
     pool = HandlerPool(10, "test-pool-c", idle_timeout=0.1)
     release = threading.Event()
+    workers: list[threading.Thread] = []
+    started = threading.Semaphore(0)
+
+    def blocked() -> None:
+        workers.append(threading.current_thread())
+        started.release()
+        release.wait(5)
+
     for _ in range(6):
-        pool.run(release.wait, 5)
+        pool.run(blocked)
+    for _ in range(6):
+        assert started.acquire(timeout=2)
     release.set()
-    deadline = threading.Event()
-    for _ in range(50):
-        if pool.worker_count == 0:
-            break
-        deadline.wait(0.05)
+    for worker in workers:  # idle for 0.1 s, each retires and exits on its own
+        worker.join(timeout=5)
+        assert not worker.is_alive()
     assert pool.worker_count == 0
     assert workers_named("test-pool-c") == []
     done = threading.Event()
     pool.run(done.set)  # and it starts again on demand
     assert done.wait(2)
     pool.shutdown(wait=True)
+    assert workers_named("test-pool-c") == []
+
+
+def test_shutdown_joins_workers_that_already_retired() -> None:
+    pool = HandlerPool(2, "test-pool-r", idle_timeout=0.01)
+    started: list[threading.Thread] = []
+    pool.submit(lambda: started.append(threading.current_thread())).result(2)
+    started[0].join(timeout=5)  # retired
+    pool.shutdown(wait=True)
+    assert workers_named("test-pool-r") == []
 
 
 def test_a_raising_task_is_logged_and_the_worker_goes_on(caplog: pytest.LogCaptureFixture) -> None:
