@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
 from typing import Any
-from urllib.parse import urlsplit
+
+from emulated_world import client_from_environment, have_credentials, run_demo
 
 from relay_sync import Call, RelayClient, RelayError
 
@@ -116,34 +116,12 @@ def demo(context: str, calls: int) -> int:
             emulator.phone(caller, digits=digit)
         emulator.phone(AGENT_NUMBER, after=2, hangup_after=5)
         client = emulator.client(contexts=[context])
-        failures: list[BaseException] = []
 
-        def callers() -> None:  # the simulated callers, on their own thread
-            try:
-                emulator.wait_for_session(1, timeout=10)
-                for caller in list(CALLERS)[:calls]:
-                    emulator.place_call(IVR_NUMBER, caller, context=context).wait_ended(timeout=30)
-            except BaseException as error:  # noqa: BLE001  # reported by the main thread
-                failures.append(error)
-                client.stop()
+        def callers() -> None:
+            for caller in list(CALLERS)[:calls]:
+                emulator.place_call(IVR_NUMBER, caller, context=context).wait_ended(timeout=30)
 
-        ringing = threading.Thread(target=callers, name="demo-callers")
-        ringing.start()
-        serve(client, AGENT_NUMBER, calls)
-        ringing.join(timeout=30)
-        print("transcript:")
-        for entry in emulator.transcript:
-            print(f"  {entry}")
-    if failures:
-        print(f"ivr: the demo failed: {failures[0]!r}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def client_from_environment(**options: Any) -> RelayClient:
-    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
-    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
-    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
+        return run_demo("ivr", emulator, client, callers, lambda: serve(client, AGENT_NUMBER, calls))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=None, help="exit after this many calls (default: never)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not (os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN")):
+    if not have_credentials():
         return demo(args.context, min(args.calls or len(CALLERS), len(CALLERS)))
     try:
         serve(client_from_environment(contexts=[args.context]), args.agent, args.calls)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from concurrent.futures import Future, as_completed
 from typing import Any
-from urllib.parse import urlsplit
+
+from emulated_world import client_from_environment, have_credentials, print_transcript
 
 from relay_sync import Call, PlayAction, RelayClient, RelayError, RelayEvent
 
@@ -99,16 +99,8 @@ def demo(message: str) -> int:
             emulator.phone(number, **behaviour)
         with emulator.client() as client:
             status = report(dial_all(client, list(DEMO_PHONES), OUR_NUMBER, message))
-        print("transcript:")
-        for entry in emulator.transcript:
-            print(f"  {entry}")
+        print_transcript(emulator)
     return status
-
-
-def client_from_environment(**options: Any) -> RelayClient:
-    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
-    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
-    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--message", default=MESSAGE, help="what to say")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not (os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN")):
+    if not have_credentials():
         return demo(args.message)
     if not args.numbers:
         parser.error("name at least one number to call")

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import threading
-from typing import Any
-from urllib.parse import urlsplit
+
+from emulated_world import client_from_environment, have_credentials, run_demo
 
 from relay_sync import Message, RelayClient, RelayError
 
@@ -100,34 +99,12 @@ def demo(context: str, replies: int) -> int:
     with RelayEmulator(time_factor=0.02) as emulator:
         emulator.phone(DEMO_TEXTS[-1][0], sms="undelivered")
         client = emulator.client(contexts=[context])
-        failures: list[BaseException] = []
 
-        def texters() -> None:  # the simulated phones, on their own thread
-            try:
-                emulator.wait_for_session(1, timeout=10)
-                for sender, text in DEMO_TEXTS[:replies]:
-                    emulator.send_sms(BOT_NUMBER, sender, text, context=context)
-            except BaseException as error:  # noqa: BLE001  # reported by the main thread
-                failures.append(error)
-                client.stop()
+        def texters() -> None:
+            for sender, text in DEMO_TEXTS[:replies]:
+                emulator.send_sms(BOT_NUMBER, sender, text, context=context)
 
-        texting = threading.Thread(target=texters, name="demo-phones")
-        texting.start()
-        serve(client, replies)
-        texting.join(timeout=30)
-        print("transcript:")
-        for entry in emulator.transcript:
-            print(f"  {entry}")
-    if failures:
-        print(f"bot: the demo failed: {failures[0]!r}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def client_from_environment(**options: Any) -> RelayClient:
-    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
-    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
-    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
+        return run_demo("bot", emulator, client, texters, lambda: serve(client, replies))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replies", type=int, default=None, help="exit after this many replies (default: never)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not (os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN")):
+    if not have_credentials():
         return demo(args.context, min(args.replies or len(DEMO_TEXTS), len(DEMO_TEXTS)))
     try:
         serve(client_from_environment(contexts=[args.context]), args.replies)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from emulated_world import client_from_environment, have_credentials, run_demo
 
 from relay_sync import Call, RelayClient, RelayError, rest
 
@@ -113,33 +113,12 @@ def demo(context: str, save_to: Path) -> int:
     with RelayEmulator(time_factor=0.02) as emulator:
         emulator.phone(CALLER, message_seconds=6)
         client = emulator.client(contexts=[context])
-        failures: list[BaseException] = []
+        credentials = {"project": emulator.project, "token": emulator.token}
 
-        def caller() -> None:  # the simulated caller, on its own thread
-            try:
-                emulator.wait_for_session(1, timeout=10)
-                emulator.place_call(OUR_NUMBER, CALLER, context=context).wait_ended(timeout=30)
-            except BaseException as error:  # noqa: BLE001  # reported by the main thread
-                failures.append(error)
-                client.stop()
+        def caller() -> None:
+            emulator.place_call(OUR_NUMBER, CALLER, context=context).wait_ended(timeout=30)
 
-        calling = threading.Thread(target=caller, name="demo-caller")
-        calling.start()
-        serve(client, save_to, 1, {"project": emulator.project, "token": emulator.token})
-        calling.join(timeout=30)
-        print("transcript:")
-        for entry in emulator.transcript:
-            print(f"  {entry}")
-    if failures:
-        print(f"voicemail: the demo failed: {failures[0]!r}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def client_from_environment(**options: Any) -> RelayClient:
-    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
-    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
-    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
+        return run_demo("voicemail", emulator, client, caller, lambda: serve(client, save_to, 1, credentials))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     save_to = args.save_to or Path(tempfile.mkdtemp(prefix="voicemail-"))
-    if not (os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN")):
+    if not have_credentials():
         return demo(args.context, save_to)
     try:
         serve(client_from_environment(contexts=[args.context]), save_to, args.calls)

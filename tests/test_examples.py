@@ -37,6 +37,8 @@ VOICEMAIL_CALLER = "+15550122"
 
 def load_example(name: str) -> ModuleType:
     """The example module, for its constants (its main() is not run)."""
+    if str(EXAMPLES) not in sys.path:  # as when Python runs the script: its folder comes first
+        sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(f"relay_sync_example_{name}", EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
