@@ -7,6 +7,7 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -20,11 +21,19 @@ from relay_sync import (
     RelayTimeoutError,
     __version__,
 )
-from relay_sync.testing import RelayTestServer
+from relay_sync.rest import create_jwt
+from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .conftest import relay_threads
 
 MakeClient = Callable[..., RelayClient]
+
+
+@pytest.fixture
+def server() -> Iterator[RelayTestServer]:
+    """The socket tests in this module run against the full emulator."""
+    with RelayEmulator() as emulator:
+        yield emulator
 
 
 def test_connect_frame_carries_version_agent_acks_auth_and_contexts(
@@ -50,9 +59,15 @@ def test_no_contexts_key_when_there_are_none(server: RelayTestServer, make_clien
 
 
 def test_jwt_login(server: RelayTestServer) -> None:
-    with RelayClient(jwt_token="test-jwt", host=server.relay_host, scheme="ws") as client:
+    pair = create_jwt(project=server.project, token=server.token, host=server.relay_host, scheme="http")
+    with RelayClient(jwt_token=pair.jwt_token, host=server.relay_host, scheme="ws") as client:
         assert client.connected
-    assert server.requests("signalwire.connect")[0]["params"]["authentication"] == {"jwt_token": "test-jwt"}
+    assert server.requests("signalwire.connect")[0]["params"]["authentication"] == {"jwt_token": pair.jwt_token}
+
+
+def test_forged_jwt_is_refused(server: RelayTestServer) -> None:
+    with pytest.raises(AuthenticationError):
+        RelayClient(jwt_token="not-a-jwt-the-space-issued", host=server.relay_host, scheme="ws").connect()
 
 
 def test_rejected_credentials_raise_promptly_and_leave_nothing(server: RelayTestServer) -> None:

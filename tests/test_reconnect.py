@@ -4,18 +4,26 @@ rejected credentials, and what happens to requests caught in between."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import pytest
 
 from relay_sync import AuthenticationError, ConnectionLostError, RelayClient, RelayError
-from relay_sync.testing import RelayTestServer
+from relay_sync.testing import RelayEmulator, RelayTestServer
 from relay_sync.transport import BACKLOG_LIMIT
 
 from .conftest import relay_threads
 
 MakeClient = Callable[..., RelayClient]
+
+
+@pytest.fixture
+def server() -> Iterator[RelayTestServer]:
+    """The socket tests in this module run against the full emulator."""
+    with RelayEmulator() as emulator:
+        yield emulator
 
 
 def connect_params(server: RelayTestServer, index: int) -> dict[str, Any]:
