@@ -304,8 +304,9 @@ class RelayClient:
         error = self._fatal or ClientClosedError()
         for hook in self._close_hooks:
             hook(error)
-        # Waits for handlers still running user code.
-        self._handler_pool.shutdown(wait=not in_handler, cancel_futures=True)
+        # Queued work still runs (on_completed callbacks and listeners learning that
+        # their action failed with the close must not be lost), then the workers stop.
+        self._handler_pool.shutdown(wait=not in_handler)
 
     close = disconnect
 

@@ -361,3 +361,21 @@ def test_unknown_keyword_arguments_reach_the_wire(call: Call, server: RelayTestS
     wire = sent(server, "calling.play")
     assert wire["status_url"] == "https://status" and wire["listen"] == {"direction": "both"}
     assert wire["control_id"] == play.control_id
+
+
+def test_on_completed_still_runs_for_actions_failed_by_disconnect(
+    server: RelayTestServer, make_client: Callable[..., RelayClient]
+) -> None:
+    client = make_client(contexts=["office"])
+    completed: list[object] = []
+    done = threading.Event()
+
+    def on_completed(action: object) -> None:
+        completed.append(action)
+        done.set()
+
+    call = inbound_call(client, server)
+    action = call.play([{"type": "silence", "params": {"duration": 60}}], on_completed=on_completed)
+    client.disconnect()
+    assert done.is_set()  # ran before disconnect() returned, not dropped with the pool
+    assert completed == [action]
