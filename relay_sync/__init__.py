@@ -23,6 +23,8 @@ from .actions import (
     TranscribeAction,
 )
 from .calls import Call
+from .channels import Subscription
+from .chat import ChatMember, ChatMessage, ChatMessages
 from .client import RelayClient
 from .constants import (
     CALL_STATE_ANSWERED,
@@ -115,6 +117,7 @@ from .events import (
     parse_event,
 )
 from .messaging import Message
+from .pubsub import PubSubMessage
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -178,6 +181,9 @@ __all__ = [
     "CallReceiveEvent",
     "CallStateEvent",
     "CallingErrorEvent",
+    "ChatMember",
+    "ChatMessage",
+    "ChatMessages",
     "ClientClosedError",
     "CollectAction",
     "CollectEvent",
@@ -199,6 +205,7 @@ __all__ = [
     "PayEvent",
     "PlayAction",
     "PlayEvent",
+    "PubSubMessage",
     "QueueEvent",
     "RecordAction",
     "RecordEvent",
@@ -212,6 +219,7 @@ __all__ = [
     "StandaloneCollectAction",
     "StreamAction",
     "StreamEvent",
+    "Subscription",
     "TapAction",
     "TapEvent",
     "TaskEvent",

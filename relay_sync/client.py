@@ -20,12 +20,16 @@ from typing import Any, Callable
 
 from ._version import __version__
 from .calls import Call, CallingService
+from .channels import ChannelHub, ChannelSession
+from .chat import ChatService
 from .config import ClientConfig, max_connections, resolve_config
 from .errors import ClientClosedError, RelayError
 from .events import TaskEvent
 from .jwt_renewal import JWTRenewal
 from .messaging import Message, MessagingService
+from .ordered import OrderedRunner
 from .pool import HandlerPool
+from .pubsub import PubSubService
 from .rpc import JSONDict, PendingRequest
 from .stop_signal import StopSignal
 from .timers import TimerThread
@@ -170,6 +174,17 @@ class RelayClient:
         self._add_route("queuing", self._messaging.on_event)
         self._on_close(self._messaging.close)
         self._jwt_renewal = JWTRenewal(self)
+        channel_session = ChannelSession(
+            request=self._request,
+            ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
+            run_in_pool=lambda fn, what: self._run_user(fn, what=what),
+        )
+        self._channels = ChannelHub(channel_session)
+        self._add_route("chat", self._channels.on_event)
+        self._on_session_start(self._channels.session_started)
+        self._on_close(self._channels.close)
+        self._chat = ChatService(self._channels, channel_session)
+        self._pubsub = PubSubService(self._channels, channel_session)
         _live_clients.add(self)
 
     # -- properties ----------------------------------------------------------
@@ -212,6 +227,16 @@ class RelayClient:
         """True while authenticated on a live socket."""
         transport = self._transport
         return transport is not None and transport.connected and not self._closed
+
+    @property
+    def chat(self) -> ChatService:
+        """Chat channels: ``listen``, ``publish``, history, members and member state."""
+        return self._chat
+
+    @property
+    def pubsub(self) -> PubSubService:
+        """PubSub channels: ``listen`` and ``publish``."""
+        return self._pubsub
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("connected" if self.connected else "not connected")
@@ -550,6 +575,7 @@ class RelayClient:
         self._calling.after_fork()
         self._messaging.after_fork()
         self._jwt_renewal.after_fork()
+        self._channels.after_fork()
 
     def _on_fatal(self, error: RelayError) -> None:
         self._fatal = error

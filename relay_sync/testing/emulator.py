@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN
 from .calling import CallingEngine, EmulatorLimitError
+from .chat import ChatEngine
 from .clock import Scheduled
 from .http import HttpRequest, HttpResponse
 from .legs import CallHandle, TranscriptEntry
@@ -108,6 +109,7 @@ class RelayEmulator(RelayTestServer):
         self.media = MediaOperations(self.network, self.recordings, base_url=lambda: f"http://{self.relay_host}")
         self.calling = CallingEngine(self.network, self.media)
         self.messaging = MessagingEngine(self.network, space_id=f"{project}-space")
+        self.chat = ChatEngine(self.network)
         self._rest = RestApi(
             project=project, token=token, tokens=self.tokens, messaging=self.messaging, recordings=self.recordings
         )
@@ -195,6 +197,11 @@ class RelayEmulator(RelayTestServer):
         """Deliver a task as ``POST /api/relay/rest/tasks`` would, without HTTP."""
         self.messaging.task(context, message)
 
+    def chat_publish(self, channel: str, content: Any, member_id: str | None = None, *, meta: JSONDict | None = None) -> str:
+        """Someone else (``member_id``, default one outside member) publishes ``content`` on
+        Chat/PubSub ``channel``: every client subscribed to it receives it. Returns the message id."""
+        return self.chat.publish(channel, content, member_id, meta)
+
     @property
     def active_calls(self) -> int:
         with self.network.lock:
@@ -253,6 +260,7 @@ class RelayEmulator(RelayTestServer):
             "messaging.send": self.messaging.send,
             "signalwire.receive": self._receive,
             "signalwire.reauthenticate": self._reauthenticate,
+            **self.chat.handlers(),
         }.get(method)
         return MethodBehaviour(handler=handler) if handler is not None else None
 
@@ -288,6 +296,7 @@ class RelayEmulator(RelayTestServer):
 
     def _session_ended(self, session: ServerSession) -> None:
         self.network.outbox.detach(session)
+        self.chat.session_ended(session)
         protocol = session.protocol
         if protocol is not None and session.authenticated.is_set():
             self.network.scheduler.after_real(

@@ -1,0 +1,309 @@
+"""Channel subscriptions shared by Chat and PubSub: the ``Subscription`` users
+hold, the ``chat.subscribe``/``chat.unsubscribe`` requests behind it, the
+routing of ``chat.*`` events to the handlers of the channel they name, and
+the renewal of every subscription when a session starts again.
+
+Both services use one wire (RELAY has no ``pubsub.*`` methods: PubSub is
+Chat without members), so one :class:`ChannelHub` per client keeps every
+subscription; a channel leaves the server only when no Chat or PubSub
+subscription still holds it.
+
+Threads: ``subscribe``/``unsubscribe`` run in the caller's thread and block
+on the server's answer. ``on_event`` runs on the I/O thread: it only builds
+the typed object and hands the handler to the channel's ordered runner, so
+handlers run on the handler pool, one at a time per channel, in the order
+the server sent the events. ``session_started`` runs on the connecting or
+I/O thread and hands the (blocking) renewal to the handler pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Callable
+
+from .errors import ClientClosedError, RelayError
+from .ordered import OrderedRunner
+from .rpc import JSONDict
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBE_METHOD = "chat.subscribe"
+UNSUBSCRIBE_METHOD = "chat.unsubscribe"
+PUBLISH_METHOD = "chat.publish"
+
+# Event types the server sends (the event_type of a signalwire.event).
+EVENT_CHANNEL_MESSAGE = "chat.channel.message"
+EVENT_MEMBER_JOINED = "chat.member.joined"
+EVENT_MEMBER_UPDATED = "chat.member.updated"
+EVENT_MEMBER_LEFT = "chat.member.left"
+
+# What chat.subscribe's "events" list names for each event type: the realtime
+# SDK asks for "chat.message", not the "chat.channel.message" it then receives.
+SUBSCRIBE_NAMES: Mapping[str, str] = {
+    EVENT_CHANNEL_MESSAGE: "chat.message",
+    EVENT_MEMBER_JOINED: EVENT_MEMBER_JOINED,
+    EVENT_MEMBER_UPDATED: EVENT_MEMBER_UPDATED,
+    EVENT_MEMBER_LEFT: EVENT_MEMBER_LEFT,
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one event type goes for one subscription: ``handler(parse(channel, params))``."""
+
+    handler: Callable[[Any], Any]
+    parse: Callable[[str, JSONDict], Any]
+
+
+@dataclass(frozen=True)
+class ChannelSession:
+    """The few things of the client the channel services need.
+
+    :param request: send a request on the session and block for its result
+        (``RelayError`` on failure).
+    :param ordered_runner: a new runner that runs callbacks on the handler pool
+        one at a time, in order (one per channel).
+    :param run_in_pool: run ``fn()`` on the handler pool (what it raises is logged);
+        the second argument names the work for log lines.
+    """
+
+    request: Callable[[str, JSONDict], JSONDict]
+    ordered_runner: Callable[[str], OrderedRunner]
+    run_in_pool: Callable[[Callable[[], None], str], None]
+
+
+# -- input checks: bad input fails in the caller's thread, before anything is sent --
+
+
+def channel_name(value: Any, what: str = "channel") -> str:
+    """``value`` if it is a usable channel name, else ``ValueError``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must be a non-empty string, not {value!r}")
+    return value
+
+
+def channel_list(value: Any) -> list[str]:
+    """A list of channel names without repeats, in the given order; refuses a bare string,
+    which would otherwise be read as a list of one-letter channels."""
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"channels must be a list of channel names, not the string {value!r}: write [{value!r}]")  # noqa: TRY004
+    if not isinstance(value, Iterable):
+        raise ValueError(f"channels must be a list of channel names, not {value!r}")  # noqa: TRY004
+    names = [channel_name(item, "each channel") for item in value]
+    if not names:
+        raise ValueError("channels must name at least one channel")
+    return list(dict.fromkeys(names))
+
+
+def json_value(value: Any, what: str) -> Any:
+    """``value`` if JSON can carry it (no NaN, no sets, no objects), else ``ValueError``."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} must be JSON (str, number, bool, list, dict): {error}") from None
+    return value
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} must be a dict, not {type(value).__name__}")  # noqa: TRY004
+    return dict(json_value(value, what))
+
+
+def wire_channels(channels: Iterable[str]) -> list[JSONDict]:
+    """Channels as the chat methods send them: ``[{"name": ...}, ...]``."""
+    return [{"name": name} for name in channels]
+
+
+# -- subscriptions ------------------------------------------------------------------------
+
+
+class Subscription:
+    """Handlers listening on channels, from ``client.chat.listen()`` or ``client.pubsub.listen()``.
+
+    ``close()`` unsubscribes (the channels leave the server once no other
+    subscription holds them) and is idempotent; a ``with`` block closes it.
+    """
+
+    def __init__(self, hub: ChannelHub, kind: str, channels: list[str], routes: Mapping[str, Route]) -> None:
+        self._hub = hub
+        self.kind = kind  # "chat" or "pubsub", for repr and log lines
+        self.channels: tuple[str, ...] = tuple(channels)
+        self.routes: Mapping[str, Route] = dict(routes)
+        self._closed = threading.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def subscribe_names(self) -> list[str]:
+        """What this subscription asks the server for, in chat.subscribe's ``events``."""
+        return [SUBSCRIBE_NAMES[event_type] for event_type in self.routes]
+
+    def close(self) -> None:
+        """Stop the handlers and unsubscribe; does nothing the second time.
+
+        Raises ``RelayError`` when the server refuses the unsubscribe (the
+        handlers are stopped anyway). After the client disconnected it only
+        stops the handlers.
+        """
+        if self._closed.is_set():
+            return
+        self._hub.unsubscribe(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<Subscription {self.kind} channels={list(self.channels)!r} {state}>"
+
+
+class ChannelHub:
+    """Every Chat and PubSub subscription of one client, and the routing of their events."""
+
+    def __init__(self, session: ChannelSession) -> None:
+        self._session = session
+        # _lock guards _subscriptions and _runners (the I/O thread reads them for every event).
+        self._lock = threading.Lock()
+        self._subscriptions: list[Subscription] = []
+        self._runners: dict[str, OrderedRunner] = {}
+        # Serialises subscribe/unsubscribe/renew requests, so that a channel one
+        # subscription leaves and another joins never reaches the server as
+        # "subscribe, then unsubscribe".
+        self._wire_lock = threading.Lock()
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh locks, and runners on the child's handler pool."""
+        self._lock = threading.Lock()
+        self._wire_lock = threading.Lock()
+        self._runners = {channel: self._session.ordered_runner(f"channel {channel!r}") for channel in self._runners}
+
+    # -- caller's thread -----------------------------------------------------------
+
+    def subscribe(self, kind: str, channels: list[str], routes: Mapping[str, Route]) -> Subscription:
+        """Register the handlers, then block until the server confirmed ``chat.subscribe``."""
+        subscription = Subscription(self, kind, channels, routes)
+        with self._wire_lock:
+            # Handlers are in place before the request goes out: the server may send
+            # the first event right behind its answer.
+            with self._lock:
+                self._subscriptions.append(subscription)
+                for channel in channels:
+                    if channel not in self._runners:
+                        self._runners[channel] = self._session.ordered_runner(f"channel {channel!r}")
+            try:
+                self._session.request(
+                    SUBSCRIBE_METHOD,
+                    {"channels": wire_channels(channels), "events": subscription.subscribe_names},
+                )
+            except BaseException:
+                self._forget(subscription)
+                raise
+        log.debug("subscribed to %d %s channel(s)", len(channels), kind)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._wire_lock:
+            released = self._forget(subscription)
+            if not released:
+                return
+            try:
+                self._session.request(UNSUBSCRIBE_METHOD, {"channels": wire_channels(released)})
+            except ClientClosedError:
+                log.debug("unsubscribe not sent: the client is disconnected")
+            except RelayError as error:
+                if error.code != "not_connected":
+                    raise
+
+    def _forget(self, subscription: Subscription) -> list[str]:
+        """Drop ``subscription``; returns the channels no other subscription holds."""
+        with self._lock:
+            if subscription.closed:
+                return []
+            subscription._closed.set()
+            self._subscriptions.remove(subscription)
+            held = {channel for other in self._subscriptions for channel in other.channels}
+            released = [channel for channel in subscription.channels if channel not in held]
+            for channel in released:
+                # Callbacks already queued on the runner still run; the runner drains its queue.
+                self._runners.pop(channel, None)
+        return released
+
+    def close(self, error: RelayError) -> None:
+        """The client closed: no handler runs any more (nothing to tell a closed session)."""
+        with self._lock:
+            subscriptions, self._subscriptions = self._subscriptions, []
+            self._runners.clear()
+        for subscription in subscriptions:
+            subscription._closed.set()
+
+    # -- I/O thread -----------------------------------------------------------------
+
+    def on_event(self, envelope: JSONDict) -> None:
+        """A ``chat.*`` event: hand each subscription's handler to the channel's runner."""
+        event_type = envelope.get("event_type")
+        params = envelope.get("params")
+        channel = params.get("channel") if isinstance(params, dict) else None
+        if not isinstance(event_type, str) or not isinstance(channel, str) or not isinstance(params, dict):
+            log.warning("dropping a chat event without params.channel: %s", event_type)
+            return
+        with self._lock:
+            runner = self._runners.get(channel)
+            routes = [
+                s.routes[event_type] for s in self._subscriptions if channel in s.channels and event_type in s.routes
+            ]
+        if runner is None or not routes:
+            log.debug("dropping %s on channel %r: nobody listens", event_type, channel)
+            return
+        parsed: dict[Callable[[str, JSONDict], Any], Any] = {}  # Chat and PubSub read the same event differently
+        for route in routes:
+            if route.parse not in parsed:
+                try:
+                    parsed[route.parse] = route.parse(channel, params)
+                except (KeyError, TypeError, ValueError) as error:
+                    log.warning("dropping a malformed %s on channel %r: %s", event_type, channel, error)
+                    return
+            runner.submit(route.handler, parsed[route.parse])
+
+    # -- connecting thread or I/O thread ----------------------------------------------
+
+    def session_started(self, resumed: bool) -> None:
+        """A session was authenticated: subscribe again to every channel still held.
+
+        The server keeps subscriptions per connection, so a new socket, even one
+        that resumed its protocol, starts with none (the realtime SDK renews them
+        after every reconnect too). The request blocks, so it runs on the pool.
+        """
+        with self._lock:
+            if not self._subscriptions:
+                return
+        self._session.run_in_pool(self._renew, "chat subscription renewal")
+
+    def _renew(self) -> None:
+        with self._wire_lock:
+            with self._lock:
+                channels = list(dict.fromkeys(c for s in self._subscriptions for c in s.channels))
+                names = list(dict.fromkeys(n for s in self._subscriptions for n in s.subscribe_names))
+            if not channels:
+                return
+            try:
+                self._session.request(SUBSCRIBE_METHOD, {"channels": wire_channels(channels), "events": names})
+            except RelayError as error:
+                log.error("could not renew the subscription to %d chat channel(s): %s", len(channels), error)
+                return
+        log.info("renewed the subscription to %d chat channel(s)", len(channels))
