@@ -217,6 +217,48 @@ def test_dialer_without_credentials_runs_its_own_demo() -> None:
     assert "network the dial failed (noAnswer)" in transcript
 
 
+# -- chat_monitor.py ----------------------------------------------------------------
+
+
+def test_chat_monitor_prints_history_messages_and_member_changes(emulator: RelayEmulator) -> None:
+    emulator.chat_publish("support", "Earlier", member_id="agent-bob")
+    with serving("chat_monitor", "--channel", "support", "--messages", "2", env=environment(emulator)) as monitor:
+        (monitor_id,) = emulator.chat.wait_for_members("support", 1, timeout=STEP_TIMEOUT)
+        guest = emulator.client()
+        guest.connect()
+        try:
+            with guest.chat.listen(["support"], on_message=lambda message: None):
+                (guest_id,) = set(emulator.chat.wait_for_members("support", 2, timeout=STEP_TIMEOUT)) - {monitor_id}
+                guest.chat.set_member_state(guest_id, ["support"], {"typing": True})
+                guest.chat.publish("support", "Hello")
+            emulator.chat_publish("support", "From outside", member_id="agent-ann")
+        finally:
+            guest.disconnect()
+        assert monitor.finish() == 0, monitor.stderr  # --messages 2: both seen
+
+    lines = monitor.stdout.splitlines()
+    expected = [
+        "monitor: [support] earlier, agent-bob: 'Earlier'",
+        f"monitor: [support] {guest_id} joined",
+        f"monitor: [support] {guest_id} is now {{'typing': True}}",
+        f"monitor: [support] {guest_id}: 'Hello'",
+        f"monitor: [support] {guest_id} left",
+        "monitor: [support] agent-ann: 'From outside'",
+    ]
+    assert [line for line in lines if line in expected] == expected  # all of them, in this order
+
+
+def test_chat_monitor_without_credentials_runs_its_own_demo() -> None:
+    result = run_example("chat_monitor", env=environment())
+
+    assert result.returncode == 0, result.stderr
+    assert "monitor: [support] earlier, agent-ann: 'Welcome to support!'" in result.stdout
+    assert "is now {'typing': True}" in result.stdout
+    assert ": 'My order #42 has not arrived.'" in result.stdout
+    transcript = result.stdout.split("transcript:", 1)[1]
+    assert "published on 'support': 'Hello, is anyone there?'" in transcript
+
+
 # -- sms_bot.py ----------------------------------------------------------------------
 
 

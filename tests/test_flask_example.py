@@ -156,6 +156,30 @@ def test_the_sms_view_message_is_delivered(emulator: RelayEmulator, emulator_app
     assert emulator.requests("messaging.send")[0]["params"]["body"] == "Hi"
 
 
+def test_the_alert_view_publishes_to_pubsub_subscribers(emulator: RelayEmulator, emulator_app: Any) -> None:
+    dashboard = emulator.client(**FAST)  # another process's client, listening on the channel
+    dashboard.connect()
+    try:
+        received: Future[Any] = Future()
+        dashboard.pubsub.listen(["ops"], on_message=received.set_result)
+
+        reply = emulator_app.test_client().post("/alerts/ops", json={"level": "warning", "text": "disk 90% full"})
+
+        assert reply.status_code == 200, reply.get_json()
+        alert = received.result(timeout=5)
+        assert (alert.channel, alert.content) == ("ops", {"level": "warning", "text": "disk 90% full"})
+        assert alert.meta == {"source": "flask"}
+    finally:
+        dashboard.disconnect()
+
+
+def test_the_alert_view_refuses_what_is_not_json(emulator: RelayEmulator, emulator_app: Any) -> None:
+    reply = emulator_app.test_client().post("/alerts/ops", data="disk full", content_type="text/plain")
+
+    assert reply.status_code == 400
+    assert emulator.requests("chat.publish") == []
+
+
 def test_the_task_view_reaches_the_worker_on_the_context(emulator: RelayEmulator, emulator_app: Any) -> None:
     worker = emulator.client(contexts=["office"], **FAST)
     received: Future[Any] = Future()

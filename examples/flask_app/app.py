@@ -1,4 +1,4 @@
-"""A Flask app that sends SMS, starts calls and hands work to a RELAY worker process.
+"""A Flask app that sends SMS, starts calls, publishes alerts and hands work to a RELAY worker process.
 
 Each process gets one RelayClient, created and connected by the first
 request that needs it (never at import time). Request threads share it: it
@@ -18,12 +18,18 @@ Run it with your space's credentials::
          -d '{"to": "+15552222222", "from": "+15551111111", "say": "Your order has shipped."}'
     curl -X POST localhost:5000/tasks/office -H 'Content-Type: application/json' \\
          -d '{"order": 42}'
+    curl -X POST localhost:5000/alerts/ops -H 'Content-Type: application/json' \\
+         -d '{"level": "warning", "text": "disk 90% full"}'
 
 Without credentials the first request starts relay_sync's RELAY emulator in
 the process and the views talk to its simulated phones (``app.extensions
 ["relay"].emulator.transcript`` shows what happened): try it with no account.
 To share one emulator between processes, run ``relay-sync emulator`` and
 export the variables it prints (a loopback space is reached over plain ws).
+
+The alert is published on the PubSub channel ``ops``: every subscriber of it
+(``client.pubsub.listen(["ops"], on_message=...)`` in another process, or a
+browser with SignalWire's JavaScript SDK) receives it.
 
 The task reaches ``@client.on_task`` handlers of whichever process listens on
 the ``office`` context (for example ``RelayClient(contexts=["office"]).run()``).
@@ -196,6 +202,21 @@ def create_app(**client_options: Any) -> Flask:
         except RelayError as error:  # RestError is a RelayError
             return jsonify(error=str(error)), 502
         return jsonify(delivered=True, context=context), 202
+
+    @app.post("/alerts/<channel>")
+    def publish_alert(channel: str) -> tuple[Response, int]:
+        alert = request.get_json(silent=True)
+        if alert is None:
+            return jsonify(error="the alert must be JSON (a string or an object)"), 400
+        try:
+            # Returns once SignalWire accepted it; every subscriber of the channel
+            # (browsers, dashboards, other workers) then receives it.
+            relay.get().pubsub.publish(channel, alert, meta={"source": "flask"})
+        except ValueError as error:
+            return jsonify(error=str(error)), 400
+        except RelayError as error:
+            return jsonify(error=str(error)), 502
+        return jsonify(published=True, channel=channel), 200
 
     return app
 
