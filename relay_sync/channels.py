@@ -134,20 +134,22 @@ class Subscription:
         self._hub = hub
         self.kind = kind  # "chat" or "pubsub", for repr and log lines
         self.channels: tuple[str, ...] = tuple(channels)
-        self.routes: Mapping[str, Route] = dict(routes)
+        self._routes: Mapping[str, Route] = dict(routes)
         self._closed = threading.Event()
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
 
-    @property
-    def subscribe_names(self) -> list[str]:
+    def _subscribe_names(self) -> list[str]:
         """What this subscription asks the server for, in chat.subscribe's ``events``."""
-        return [SUBSCRIBE_NAMES[event_type] for event_type in self.routes]
+        return [SUBSCRIBE_NAMES[event_type] for event_type in self._routes]
 
     def close(self) -> None:
         """Stop the handlers and unsubscribe; does nothing the second time.
+
+        No event arriving after ``close()`` returns reaches a handler (one
+        already handed to the pool may still be running or queued).
 
         Raises ``RelayError`` when the server refuses the unsubscribe (the
         handlers are stopped anyway). After the client disconnected it only
@@ -209,7 +211,7 @@ class ChannelHub:
             try:
                 self._session.request(
                     SUBSCRIBE_METHOD,
-                    {"channels": wire_channels(channels), "events": subscription.subscribe_names},
+                    {"channels": wire_channels(channels), "events": subscription._subscribe_names()},
                 )
             except BaseException:
                 self._forget(subscription)
@@ -265,7 +267,7 @@ class ChannelHub:
         with self._lock:
             runner = self._runners.get(channel)
             routes = [
-                s.routes[event_type] for s in self._subscriptions if channel in s.channels and event_type in s.routes
+                s._routes[event_type] for s in self._subscriptions if channel in s.channels and event_type in s._routes
             ]
         if runner is None or not routes:
             log.debug("dropping %s on channel %r: nobody listens", event_type, channel)
@@ -298,7 +300,7 @@ class ChannelHub:
         with self._wire_lock:
             with self._lock:
                 channels = list(dict.fromkeys(c for s in self._subscriptions for c in s.channels))
-                names = list(dict.fromkeys(n for s in self._subscriptions for n in s.subscribe_names))
+                names = list(dict.fromkeys(n for s in self._subscriptions for n in s._subscribe_names()))
             if not channels:
                 return
             try:

@@ -107,6 +107,21 @@ def test_pubsub_messages_carry_no_member(emulator: RelayEmulator, connect: Conne
     assert second.published_at is not None and second.published_at.tzinfo is not None
 
 
+def test_the_server_sends_only_the_events_asked_for(emulator: RelayEmulator, connect: Connect) -> None:
+    listener = connect()
+    messages = Inbox()
+    listener.pubsub.listen(["general"], on_message=messages)  # asks for chat.message only
+    listener_session = emulator.session().number
+    watcher = connect()
+    joined = Inbox()
+    watcher.chat.listen(["general"], on_member_joined=joined)
+    assert joined.next().channel == "general"  # the watcher's own join, sent to the watcher
+
+    emulator.chat_publish("general", "hello")
+    assert messages.next().content == "hello"
+    assert emulator.events("chat.member.joined", session=listener_session) == []
+
+
 def test_messages_from_the_emulator_reach_listeners(emulator: RelayEmulator, connect: Connect) -> None:
     client = connect()
     inbox = Inbox()
