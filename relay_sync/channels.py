@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable
 
-from .errors import ClientClosedError, RelayError
+from .errors import ClientClosedError, ConnectionLostError, RelayError
 from .ordered import OrderedRunner
 from .rpc import JSONDict
 
@@ -305,6 +305,10 @@ class ChannelHub:
                 return
             try:
                 self._session.request(SUBSCRIBE_METHOD, {"channels": wire_channels(channels), "events": names})
+            except (ClientClosedError, ConnectionLostError) as error:
+                # Closing, or the socket went again: the next session start renews.
+                log.info("chat subscriptions not renewed: %s", error)
+                return
             except RelayError as error:
                 log.error("could not renew the subscription to %d chat channel(s): %s", len(channels), error)
                 return

@@ -223,6 +223,37 @@ def test_a_channel_stays_subscribed_while_another_subscription_holds_it(
     assert pubsub_inbox.items.empty()
 
 
+def test_threads_listening_and_closing_at_once_leave_the_server_consistent(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
+    client = connect()
+    inbox = Inbox()
+    client.chat.listen(["general"], on_message=inbox)
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            for _ in range(10):
+                with client.pubsub.listen(["general", "other"], on_message=Inbox()):
+                    pass
+        except BaseException as error:  # noqa: BLE001  # reported by the assert below
+            errors.append(error)
+
+    threads = [threading.Thread(target=churn) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 4)
+    assert errors == [] and not any(thread.is_alive() for thread in threads)
+
+    # "general" stayed held throughout; "other" was given up by the last to leave it.
+    assert len(emulator.chat.members("general")) == 1
+    assert emulator.chat.members("other") == []
+    assert all(f["params"]["channels"] == [{"name": "other"}] for f in emulator.requests("chat.unsubscribe"))
+    emulator.chat_publish("general", "still listening")
+    assert inbox.next().content == "still listening"
+
+
 def test_closing_after_the_client_disconnected_only_stops_the_handlers(connect: Connect) -> None:
     client = connect()
     subscription = client.chat.listen(["general"], on_message=Inbox())
