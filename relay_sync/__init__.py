@@ -116,6 +116,7 @@ from .events import (
     TranscribeEvent,
     parse_event,
 )
+from .lifecycle import ConnectionState
 from .messaging import Message
 from .pubsub import PubSubMessage
 
@@ -190,6 +191,7 @@ __all__ = [
     "ConferenceEvent",
     "ConnectEvent",
     "ConnectionLostError",
+    "ConnectionState",
     "DenoiseEvent",
     "DetectAction",
     "DetectEvent",

@@ -340,6 +340,7 @@ class CallingService:
         self._inbound: set[str] = set()
         self._handler: CallHandler | None = None
         self._closed = False
+        self._passed = 0  # inbound calls handed back to routing for want of capacity
         self._dialer = Dialer(self)
         client._on_session_start(self._session_started)
 
@@ -355,6 +356,11 @@ class CallingService:
     def call_count(self) -> int:
         """Calls in the table (inbound and dialed, not yet ended)."""
         return len(self._calls)
+
+    @property
+    def passed_count(self) -> int:
+        """Inbound calls passed back to routing because ``max_active_calls`` were busy."""
+        return self._passed
 
     @property
     def active_inbound(self) -> int:
@@ -441,7 +447,9 @@ class CallingService:
                 log.debug("ignoring a repeated calling.call.receive for call %s", call_id)
                 return
             over_capacity = len(self._inbound) >= limit
-            if not over_capacity:
+            if over_capacity:
+                self._passed += 1
+            else:
                 self._calls[call_id] = call
                 self._inbound.add(call_id)
         if over_capacity:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -26,11 +27,13 @@ from .config import ClientConfig, max_connections, resolve_config
 from .errors import ClientClosedError, RelayError
 from .events import TaskEvent
 from .jwt_renewal import JWTRenewal
+from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
 from .ordered import OrderedRunner
 from .pool import HandlerPool
 from .pubsub import PubSubService
 from .rpc import JSONDict, PendingRequest
+from .stats import LatencyHistogram
 from .stop_signal import StopSignal
 from .timers import TimerThread
 from .transport import Transport, TransportOptions
@@ -102,7 +105,9 @@ class RelayClient:
     :param contexts: contexts whose inbound calls, messages and tasks this client receives.
     :param max_active_calls: inbound calls handled at once (``RELAY_MAX_ACTIVE_CALLS``,
         default 1000); further calls are handed back to RELAY with ``calling.pass``.
-    :param scheme: ``"wss"``; ``"ws"`` only for a loopback host (a local emulator).
+    :param scheme: ``None`` (the default) picks ``"ws"`` for a loopback host (a local
+        emulator) and ``"wss"`` for any other; an explicit ``"ws"`` is refused for a
+        host that is not loopback.
     :param request_timeout: seconds a request waits for its response.
     :param ping_interval: seconds of silence from the server before the client pings;
         three unanswered pings in a row force a reconnect.
@@ -126,7 +131,7 @@ class RelayClient:
         contexts: Iterable[str] | None = None,
         max_active_calls: int | None = None,
         *,
-        scheme: str = "wss",
+        scheme: str | None = None,
         request_timeout: float = 10.0,
         ping_interval: float = 30.0,
         reconnect_backoff: tuple[float, float] = (1.0, 30.0),
@@ -161,6 +166,7 @@ class RelayClient:
         self._fatal: RelayError | None = None
         self._stop_signal = StopSignal()
         self._handler_pool = _new_handler_pool(self._config.max_active_calls)
+        self._lifecycle = Lifecycle(self._handler_pool)
         self._event_routes: dict[str, EventRoute] = {}
         self._close_hooks: list[Callable[[RelayError], None]] = []
         self._session_hooks: list[Callable[[bool], None]] = []
@@ -238,9 +244,65 @@ class RelayClient:
         """PubSub channels: ``listen`` and ``publish``."""
         return self._pubsub
 
+    @property
+    def state(self) -> ConnectionState:
+        """``disconnected``, ``connecting``, ``connected``, ``reconnecting`` or ``closed``."""
+        transport = self._transport
+        if self._closed:
+            return ConnectionState.CLOSED
+        if transport is None:
+            return ConnectionState.DISCONNECTED
+        return transport.state
+
+    def healthy(self) -> bool:
+        """True while connected and the server was heard from within
+        ``ping_interval + request_timeout`` seconds: an answer for readiness probes."""
+        transport = self._transport
+        if transport is None or self.state is not ConnectionState.CONNECTED:
+            return False
+        quiet = time.monotonic() - transport.last_heard
+        return quiet <= self._config.ping_interval + self._config.request_timeout
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot for diagnostics and metrics; cheap, and safe from any thread.
+
+        ``state``; ``connects`` (successful logins) and ``reconnects`` (those after
+        a lost link); ``requests_sent`` (requests accepted for sending, including
+        keepalive pings and those queued while reconnecting), ``requests_failed``
+        (error answers, and requests failed by a lost link or by closing),
+        ``requests_timed_out`` (given up on without an answer); ``in_flight`` (on
+        the wire, awaiting their answer) and ``backlog`` (queued until the link is
+        back); ``active_calls`` (calls this client holds) and ``calls_passed``
+        (inbound calls handed back to routing because ``max_active_calls`` were
+        busy); ``handlers_busy`` and ``handler_threads`` of the handler pool;
+        ``last_rtt_ms`` (the latest answer's round trip, ``None`` before one);
+        ``request_latency``: every answer's round trip as histogram buckets
+        (``{"buckets": [(upper_bound_seconds, cumulative_count), ...], "count", "sum"}``,
+        where ``count`` is the +Inf bucket).
+        The request counts are read together, so they agree with each other.
+        """
+        transport = self._transport
+        requests = transport.stats() if transport is not None else _no_requests()
+        last_rtt = requests["last_rtt"]
+        pool = self._handler_pool
+        return {
+            "state": self.state,
+            **self._lifecycle.counters(),
+            "requests_sent": requests["requests_sent"],
+            "requests_failed": requests["requests_failed"],
+            "requests_timed_out": requests["requests_timed_out"],
+            "in_flight": requests["in_flight"],
+            "backlog": requests["backlog"],
+            "active_calls": self._calling.call_count,
+            "calls_passed": self._calling.passed_count,
+            "handlers_busy": pool.busy_count,
+            "handler_threads": pool.worker_count,
+            "last_rtt_ms": round(last_rtt * 1000, 3) if last_rtt is not None else None,
+            "request_latency": requests["request_latency"],
+        }
+
     def __repr__(self) -> str:
-        state = "closed" if self._closed else ("connected" if self.connected else "not connected")
-        return f"<RelayClient host={self.host!r} contexts={self._contexts!r} {state}>"
+        return f"<RelayClient host={self.host!r} contexts={self._contexts!r} {self.state}>"
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -272,6 +334,7 @@ class RelayClient:
                 on_event=self._route_event,
                 on_session=self._session_started,
                 on_fatal=self._on_fatal,
+                observer=self._lifecycle,
             )
             # Known before the session starts: session-start hooks (JWT renewal)
             # use the client's timers and authorization from inside open().
@@ -387,6 +450,34 @@ class RelayClient:
         removed = _context_list(contexts)
         self.execute("signalwire.unreceive", {"contexts": removed})
         self._contexts[:] = [c for c in self._contexts if c not in removed]
+
+    # -- lifecycle hooks ---------------------------------------------------------
+    #
+    # Each runs on the handler pool; all of them one at a time, in the order the
+    # link events happened. What a hook raises is logged.
+
+    def on_connected(self, hook: Hook) -> Hook:
+        """Decorator: ``hook(resumed)`` after every successful login. ``resumed`` is
+        False on the first login and after a reconnect that got a new session from
+        the server: events sent while the link was down are lost, and calls and
+        messages in progress were failed with ``RelayError("session_lost")``."""
+        return self._lifecycle.add("connected", hook)
+
+    def on_disconnected(self, hook: Hook) -> Hook:
+        """Decorator: ``hook(error)`` when the link is lost (``ConnectionLostError``;
+        a reconnect follows), and once more with the final error if the client gives
+        up reconnecting (it is then closed). Not called for ``disconnect()``."""
+        return self._lifecycle.add("disconnected", hook)
+
+    def on_reconnecting(self, hook: Hook) -> Hook:
+        """Decorator: ``hook(attempt, delay)`` before each reconnect attempt
+        (``attempt`` counts from 1 per outage; ``delay`` is the seconds it waits first)."""
+        return self._lifecycle.add("reconnecting", hook)
+
+    def on_auth_error(self, hook: Hook) -> Hook:
+        """Decorator: ``hook(error)`` (an ``AuthenticationError``) each time the server
+        refuses the credentials, on ``connect()`` or on a reconnect."""
+        return self._lifecycle.add("auth_error", hook)
 
     # -- calls, messages, tasks ------------------------------------------------
 
@@ -543,6 +634,7 @@ class RelayClient:
     def _session_started(self, resumed: bool) -> None:
         for hook in self._session_hooks:
             hook(resumed)
+        self._lifecycle.connected(resumed)
 
     def _route_event(self, envelope: JSONDict) -> None:
         event_type = envelope.get("event_type")
@@ -572,6 +664,7 @@ class RelayClient:
         if self._closed:
             self._disconnected.set()
         self._handler_pool = _new_handler_pool(self._config.max_active_calls)
+        self._lifecycle.after_fork(self._handler_pool)
         self._calling.after_fork()
         self._messaging.after_fork()
         self._jwt_renewal.after_fork()
@@ -581,7 +674,21 @@ class RelayClient:
         self._fatal = error
         for hook in self._close_hooks:
             hook(error)
+        self._lifecycle.gave_up(error)
         self._stop_signal.request()
+
+
+def _no_requests() -> dict[str, Any]:
+    """The request part of stats() before the first connect(): nothing sent yet."""
+    return {
+        "requests_sent": 0,
+        "requests_failed": 0,
+        "requests_timed_out": 0,
+        "in_flight": 0,
+        "backlog": 0,
+        "last_rtt": None,
+        "request_latency": LatencyHistogram().snapshot(),
+    }
 
 
 def _new_handler_pool(max_active_calls: int) -> HandlerPool:

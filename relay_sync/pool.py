@@ -75,6 +75,13 @@ class HandlerPool(Executor):
     def worker_count(self) -> int:
         return len(self._workers)
 
+    @property
+    def busy_count(self) -> int:
+        """Workers running work now (or about to take queued work)."""
+        with self._lock:
+            # _spare counts idle workers minus queued work; negative means all are busy.
+            return max(0, len(self._workers) - max(0, self._spare))
+
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on a worker; what it raises is logged. ``RuntimeError`` after shutdown."""
         self._put((fn, args))

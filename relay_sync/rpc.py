@@ -13,11 +13,13 @@ import logging
 import os
 import random
 import threading
+import time
 from concurrent.futures import Future
 from typing import Any
 
 from .errors import AuthenticationError, RelayError
 from .futures import fail, settle
+from .stats import LatencyHistogram
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +141,13 @@ def response_result(method: str, frame: JSONDict) -> JSONDict:
 class PendingRequest:
     """One request awaiting its response: the frame text and the future it resolves."""
 
-    __slots__ = ("future", "method", "request_id", "text")
+    __slots__ = ("future", "method", "request_id", "sent_at", "text")
 
     def __init__(self, request_id: str, method: str, text: str) -> None:
         self.request_id = request_id
         self.method = method
         self.text = text
+        self.sent_at = 0.0  # monotonic time it went on the wire (set by PendingTable.add)
         self.future: Future[JSONDict] = Future()
 
     def fail(self, error: BaseException) -> None:
@@ -152,11 +155,18 @@ class PendingRequest:
 
 
 class PendingTable:
-    """Requests sent on the live socket, by id, until their response arrives."""
+    """Requests sent on the live socket, by id, until their response arrives.
+
+    It also counts what became of them: how many failed (an error answer, or
+    the link lost under them) and how long answers took (``latency``), for
+    ``RelayClient.stats()``.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_id: dict[str, PendingRequest] = {}
+        self.failed = 0
+        self.latency = LatencyHistogram()
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -167,24 +177,31 @@ class PendingTable:
             return [pending.method for pending in self._by_id.values()]
 
     def add(self, pending: PendingRequest) -> None:
+        pending.sent_at = time.monotonic()
         with self._lock:
             self._by_id[pending.request_id] = pending
 
-    def discard(self, request_id: str) -> None:
+    def discard(self, request_id: str) -> bool:
+        """Forget a request without settling it; True if it was still waiting."""
         with self._lock:
-            self._by_id.pop(request_id, None)
+            return self._by_id.pop(request_id, None) is not None
 
     def resolve(self, frame: JSONDict) -> None:
         """Settle the request a response frame answers (I/O thread)."""
         request_id = frame.get("id")
+        now = time.monotonic()
         with self._lock:
             pending = self._by_id.pop(request_id, None) if isinstance(request_id, str) else None
+            if pending is not None:
+                self.latency.observe(now - pending.sent_at)
         if pending is None:
             log.debug("ignoring a response to no pending request (late or unknown id %r)", request_id)
             return
         try:
             result = response_result(pending.method, frame)
         except RelayError as error:
+            with self._lock:
+                self.failed += 1
             pending.fail(error)
             return
         settle(pending.future, result)
@@ -193,6 +210,26 @@ class PendingTable:
         with self._lock:
             failed = list(self._by_id.values())
             self._by_id.clear()
+            self.failed += len(failed)
         for pending in failed:
             pending.fail(error)
         return failed
+
+    def fail_some(self, requests: list[PendingRequest], error: RelayError) -> None:
+        """Fail these requests (a write of them failed); those already settled stay as they are."""
+        with self._lock:
+            for pending in requests:
+                if self._by_id.pop(pending.request_id, None) is not None:
+                    self.failed += 1
+        for pending in requests:
+            pending.fail(error)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counts for ``stats()``, taken together."""
+        with self._lock:
+            return {
+                "in_flight": len(self._by_id),
+                "failed": self.failed,
+                "latency": self.latency.snapshot(),
+                "last_rtt": self.latency.last,
+            }

@@ -38,6 +38,7 @@ import websocket
 from .errors import AuthenticationError, ClientClosedError, ConnectionLostError, RelayError, RelayTimeoutError
 from .framing import FrameReader, MaskingKeys, control_frame, text_frame
 from .keepalive import Keepalive
+from .lifecycle import ConnectionState, LinkObserver
 from .rpc import (
     CONNECT_METHOD,
     JSONDict,
@@ -101,12 +102,14 @@ class Transport:
         on_event: Callable[[JSONDict], None],
         on_session: Callable[[bool], None] = lambda resumed: None,
         on_fatal: Callable[[RelayError], None] = lambda error: None,
+        observer: LinkObserver | None = None,
     ) -> None:
         self._options = options
         self._connect_params = connect_params
         self._on_event = on_event
         self._on_session = on_session
         self._on_fatal = on_fatal
+        self._observer = observer or LinkObserver()
 
         self.session = SessionInfo()
         self.timers = TimerThread("relay_sync-timer")
@@ -127,6 +130,12 @@ class Transport:
         self._ws: websocket.WebSocket | None = None
         self._connected = False
         self._closed = False
+        self._logged_in_once = False
+        # Counters for stats(), guarded by _state_lock like the backlog they describe.
+        # A request counts as sent once accepted (on the wire or in the backlog).
+        self._requests_sent = 0
+        self._requests_timed_out = 0
+        self._backlog_failed = 0  # queued requests failed by close() or giving up
         self._fatal: RelayError | None = None
         self._closing = threading.Event()
         self._io_thread: threading.Thread | None = None
@@ -154,6 +163,34 @@ class Transport:
     @property
     def backlog_count(self) -> int:
         return len(self._backlog)
+
+    @property
+    def state(self) -> ConnectionState:
+        with self._state_lock:
+            if self._closed:
+                return ConnectionState.CLOSED
+            if self._connected:
+                return ConnectionState.CONNECTED
+            return ConnectionState.RECONNECTING if self._logged_in_once else ConnectionState.CONNECTING
+
+    @property
+    def last_heard(self) -> float:
+        """``time.monotonic()`` when the server was last heard from."""
+        return self._keepalive.last_heard
+
+    def stats(self) -> dict[str, Any]:
+        """The request counters, taken together (see ``RelayClient.stats``)."""
+        with self._state_lock:
+            table = self._pending.snapshot()  # under our lock too: the counts agree with each other
+            return {
+                "requests_sent": self._requests_sent,
+                "requests_failed": table["failed"] + self._backlog_failed,
+                "requests_timed_out": self._requests_timed_out,
+                "in_flight": table["in_flight"],
+                "backlog": len(self._backlog),
+                "last_rtt": table["last_rtt"],
+                "request_latency": table["latency"],
+            }
 
     def open(self, timeout: float | None = None) -> None:
         """Connect and authenticate in the caller's thread, then start the I/O thread.
@@ -203,20 +240,25 @@ class Transport:
                         f"{BACKLOG_LIMIT} requests are already waiting for the connection to come back",
                     )
                 self._backlog.append(pending)
+                self._requests_sent += 1
                 return pending
             ws = self._ws
             self._pending.add(pending)
+            self._requests_sent += 1
         self._write(ws, pending)
         return pending
 
     def abandon(self, pending: PendingRequest) -> None:
-        """Forget a request whose caller stopped waiting: never send it later."""
+        """Forget a request whose caller stopped waiting: never send it later.
+        Counted as timed out unless its answer (or failure) came first."""
         with self._state_lock:
             try:
                 self._backlog.remove(pending)
-            except ValueError:
-                pass  # already sent: drop it from the table below
-        self._pending.discard(pending.request_id)
+                gave_up = True
+            except ValueError:  # already sent: drop it from the table
+                gave_up = self._pending.discard(pending.request_id)
+            if gave_up:
+                self._requests_timed_out += 1
 
     def force_reconnect(self, reason: str = "requested") -> None:
         """Drop the socket; the I/O thread notices and reconnects."""
@@ -235,6 +277,7 @@ class Transport:
             ws, self._ws = self._ws, None
             backlog = list(self._backlog)
             self._backlog.clear()
+            self._backlog_failed += len(backlog)
         self._closing.set()
         if not already:
             error: RelayError = self._fatal or ClientClosedError()
@@ -271,7 +314,7 @@ class Transport:
         resumed = self._store_session(result)
         self._auth_failures = 0
         self._flush_backlog(ws)
-        log.info("RELAY session %s on %s", "resumed" if resumed else "started", self._options.url)
+        log.debug("RELAY session %s on %s", "resumed" if resumed else "started", self._options.url)
         self._on_session(resumed)
         return ws
 
@@ -304,8 +347,9 @@ class Transport:
             if frame is not None and frame.get("id") == request_id and "method" not in frame:
                 try:
                     return response_result(CONNECT_METHOD, frame)
-                except AuthenticationError:
+                except AuthenticationError as error:
                     self._auth_failures += 1
+                    self._observer.login_refused(error)
                     if params.get("protocol") or params.get("authorization_state"):
                         self.session.forget_resumption()  # the next attempt logs in from scratch
                     raise
@@ -341,6 +385,7 @@ class Transport:
                     self._pending.add(pending)
                     self._outgoing.append((ws, pending))
                 self._connected = True
+                self._logged_in_once = True
             self._write_outgoing_locked()
         self._drain_outgoing()
 
@@ -402,9 +447,7 @@ class Transport:
             self._link_down(ws)
 
     def _fail_unsent(self, requests: list[PendingRequest]) -> None:
-        for pending in requests:
-            self._pending.discard(pending.request_id)
-            pending.fail(ConnectionLostError())
+        self._pending.fail_some(requests, ConnectionLostError())
 
     def _link_down(self, ws: websocket.WebSocket) -> None:
         """A write found the socket dead: queue new requests and wake the I/O thread to reconnect."""
@@ -457,17 +500,18 @@ class Transport:
     def _io_main(self, ws: websocket.WebSocket) -> None:
         current: websocket.WebSocket | None = ws
         while current is not None:
-            self._read_until_lost(current)
-            self._link_lost(current)
+            error = self._read_until_lost(current)
+            self._link_lost(current, error)
             if self._closing.is_set():
                 break
             current = self._reconnect()
         log.debug("I/O thread exiting")
 
-    def _read_until_lost(self, ws: websocket.WebSocket) -> None:
+    def _read_until_lost(self, ws: websocket.WebSocket) -> BaseException | None:
+        """Read and dispatch until the link fails; returns why (None: no socket)."""
         sock = ws.sock
         if sock is None:
-            return
+            return None
         reader = FrameReader(sock.recv_into, lambda opcode, payload: self._answer_control(ws, opcode, payload))
         keepalive = self._keepalive
         monotonic = time.monotonic
@@ -476,9 +520,7 @@ class Transport:
             try:
                 messages = reader.read()
             except LINK_ERRORS as error:
-                if not self._closing.is_set():
-                    log.info("connection lost: %s", _describe(error))
-                return
+                return error
             keepalive.last_heard = monotonic()
             for _opcode, payload in messages:
                 frame = decode(payload)
@@ -490,7 +532,7 @@ class Transport:
                     log.exception("failed to handle a frame from the server")
             self._flush_replies()
 
-    def _link_lost(self, ws: websocket.WebSocket) -> None:
+    def _link_lost(self, ws: websocket.WebSocket, error: BaseException | None) -> None:
         self._keepalive.stop()
         with self._state_lock:
             if self._ws is ws:
@@ -498,6 +540,8 @@ class Transport:
             self._connected = False
         _shutdown(ws)
         self._pending.fail_all(ConnectionLostError())
+        if not self._closing.is_set():
+            self._observer.link_lost(ConnectionLostError(f"the connection was lost: {_describe(error)}"))
 
     def _reconnect(self) -> websocket.WebSocket | None:
         """Log in again with backoff; None when closing or when retrying is hopeless."""
@@ -505,7 +549,9 @@ class Transport:
         # A random first delay under half of `low` (0.5 s by default): quick to heal
         # a blip, and a restarted server is not hit by all of its clients in the
         # same instant. Later attempts back off exponentially from `low` to `high`.
-        if self._closing.wait(random.uniform(0, low / 2)):
+        first_delay = random.uniform(0, low / 2)
+        self._observer.reconnecting(1, first_delay, None)
+        if self._closing.wait(first_delay):
             return None
         retrying = tenacity.Retrying(
             wait=tenacity.wait_exponential(multiplier=low, max=high) + tenacity.wait_random(0, low),
@@ -548,16 +594,16 @@ class Transport:
             self._closed = True
             backlog = list(self._backlog)
             self._backlog.clear()
+            self._backlog_failed += len(backlog)
         for pending in backlog:
             pending.fail(fatal)
         self._on_fatal(fatal)
 
-    @staticmethod
-    def _log_retry(state: tenacity.RetryCallState) -> None:
+    def _log_retry(self, state: tenacity.RetryCallState) -> None:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         delay = state.next_action.sleep if state.next_action is not None else 0.0
-        log.info("reconnect attempt %d failed (%s); next in %.2f s", state.attempt_number, _describe(error), delay)
+        self._observer.reconnecting(state.attempt_number + 1, delay, error)
 
     # -- incoming frames (I/O thread) --------------------------------------
 

@@ -39,6 +39,13 @@ API_MEMBERS = {
         "host",
         "contexts",
         "connected",
+        "state",
+        "healthy",
+        "stats",
+        "on_connected",
+        "on_disconnected",
+        "on_reconnecting",
+        "on_auth_error",
     ],
     "Call": [
         "call_id",
