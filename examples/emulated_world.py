@@ -12,7 +12,6 @@ import os
 import sys
 import threading
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from relay_sync import RelayClient
 from relay_sync.testing import RelayEmulator
@@ -23,9 +22,8 @@ def have_credentials() -> bool:
 
 
 def client_from_environment(**options: Any) -> RelayClient:
-    """A client for the space in ``SIGNALWIRE_*``; a loopback one (``relay-sync emulator``) speaks plain ws."""
-    space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
-    return RelayClient(scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss", **options)
+    """A client for the space in ``SIGNALWIRE_*`` (a loopback one, ``relay-sync emulator``, gets plain ws by itself)."""
+    return RelayClient(**options)
 
 
 def print_transcript(emulator: RelayEmulator) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from urllib.parse import urlsplit
 
 from relay_sync import RelayClient
 
@@ -18,9 +17,8 @@ from relay_sync import RelayClient
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if os.environ.get("SIGNALWIRE_PROJECT_ID") or os.environ.get("SIGNALWIRE_JWT_TOKEN"):
-        # A loopback space (``relay-sync emulator``) speaks plain ws; a real one wss.
-        space = urlsplit("//" + os.environ.get("SIGNALWIRE_SPACE", "")).hostname
-        run(RelayClient(contexts=["office"], scheme="ws" if space in ("127.0.0.1", "::1", "localhost") else "wss"))
+        # The scheme follows the space: wss, or plain ws for a loopback one (``relay-sync emulator``).
+        run(RelayClient(contexts=["office"]))
         return
     from relay_sync.testing import RelayTestServer
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._version import __version__
 from .client import RelayClient
-from .config import ENV_JWT, ENV_PROJECT, ENV_SPACE, ENV_TOKEN, is_loopback_host
+from .config import ENV_JWT, ENV_PROJECT, ENV_SPACE, ENV_TOKEN
 from .errors import AuthenticationError, RelayError
 
 if TYPE_CHECKING:
@@ -69,8 +69,7 @@ def client_from_environment(**options: Any) -> RelayClient:
     if jwt_token is None:
         project = os.environ.get(ENV_PROJECT) or _prompt(ENV_PROJECT, "Project ID", secret=True)
         token = os.environ.get(ENV_TOKEN) or _prompt(ENV_TOKEN, "API token", secret=True)
-    scheme = "ws" if is_loopback_host(space) else "wss"
-    return RelayClient(project=project, token=token, jwt_token=jwt_token, host=space, scheme=scheme, **options)
+    return RelayClient(project=project, token=token, jwt_token=jwt_token, host=space, **options)
 
 
 # -- commands -----------------------------------------------------------------------
@@ -95,9 +94,7 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         print("Point relay_sync at it with:")
         for name, value in emulator.environment().items():
             print(f"  export {name}={value}")
-        print(
-            'and RelayClient(..., scheme="ws"); relay-sync check/send-sms/dial use ws for it on their own.', flush=True
-        )
+        print("RelayClient() reaches it over plain ws by itself: the host is loopback.", flush=True)
         stop.wait()
     print("emulator stopped", flush=True)
     return 0

@@ -100,7 +100,7 @@ def resolve_config(
     host: str | None,
     contexts: Iterable[str] | None,
     max_active_calls: int | None,
-    scheme: str,
+    scheme: str | None,
     request_timeout: float,
     ping_interval: float,
     reconnect_backoff: tuple[float, float],
@@ -120,6 +120,8 @@ def resolve_config(
             raise ValueError(f"token is required: pass token=... or set {ENV_TOKEN} (or use jwt_token / {ENV_JWT})")
 
     host = validate_host(host or os.environ.get(ENV_SPACE) or DEFAULT_HOST)
+    if scheme is None:  # a local emulator speaks plain ws; anything else must be TLS
+        scheme = "ws" if is_loopback_host(host) else "wss"
     if scheme not in ("wss", "ws"):
         raise ValueError(f"scheme must be 'wss' or 'ws', not {scheme!r}")
     if scheme == "ws" and not is_loopback_host(host):

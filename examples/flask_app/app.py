@@ -45,7 +45,6 @@ import uuid
 import weakref
 from concurrent.futures import Future
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, request
 
@@ -125,11 +124,8 @@ def start_emulator() -> Any:
 
 
 def new_client(**options: Any) -> RelayClient:
-    """A RelayClient; credentials and space default to ``SIGNALWIRE_*``, and a loopback
-    space (``relay-sync emulator``) is reached over plain ws."""
-    if "scheme" not in options:
-        space = urlsplit("//" + (options.get("host") or os.environ.get("SIGNALWIRE_SPACE", ""))).hostname
-        options["scheme"] = "ws" if space in ("127.0.0.1", "::1", "localhost") else "wss"
+    """A RelayClient; credentials and space default to ``SIGNALWIRE_*`` (a loopback
+    space, ``relay-sync emulator``, is reached over plain ws by itself)."""
     return RelayClient(**options)
 
 

@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
@@ -71,10 +70,7 @@ def start_emulator() -> Any:
 
 
 def new_client(**options: Any) -> RelayClient:
-    """A RelayClient; a loopback space (``relay-sync emulator``) is reached over plain ws."""
-    if "scheme" not in options:
-        space = urlsplit("//" + (options.get("host") or os.environ.get("SIGNALWIRE_SPACE", ""))).hostname
-        options["scheme"] = "ws" if space in ("127.0.0.1", "::1", "localhost") else "wss"
+    """A RelayClient; a loopback space (``relay-sync emulator``) is reached over plain ws by itself."""
     return RelayClient(**options)
 
 
