@@ -6,7 +6,9 @@ server errors."""
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import select
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -360,6 +362,43 @@ def test_renewal_also_follows_a_fresh_login(emulator: RelayEmulator, connect: Co
     emulator.chat.wait_for_members("alerts", 1)
     emulator.chat_publish("alerts", "after restart")
     assert inbox.next().content == "after restart"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_subscribes_again_on_its_own_session(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    inbox = Inbox()
+    client.chat.listen(["general"], on_message=inbox)
+
+    def publish_once_both_listen() -> None:  # in the parent: the child's emulator copy runs nothing
+        emulator.chat.wait_for_members("general", 2, timeout=WAIT * 2)
+        emulator.chat_publish("general", "to both")
+
+    publisher = threading.Thread(target=publish_once_both_listen)
+    publisher.start()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: first use logs in afresh, and the subscription follows
+        os.close(read_end)
+        try:
+            client.chat.get_members("general")
+            report = inbox.next().content
+            client.disconnect()
+        except BaseException as error:  # noqa: BLE001  # reported to the parent
+            report = repr(error)
+        os.write(write_end, report.encode())
+        os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], WAIT * 3)
+        assert ready, "the child reported nothing"
+        child_report = os.read(read_end, 4096).decode()
+    finally:
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        publisher.join(WAIT * 2)
+    assert child_report == "to both"
+    assert inbox.next().content == "to both"  # the parent's subscription is untouched
 
 
 # -- bad input and server errors ------------------------------------------------------------
