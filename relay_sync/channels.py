@@ -226,8 +226,10 @@ class ChannelHub:
                 return
             try:
                 self._session.request(UNSUBSCRIBE_METHOD, {"channels": wire_channels(released)})
-            except ClientClosedError:
-                log.debug("unsubscribe not sent: the client is disconnected")
+            except (ClientClosedError, ConnectionLostError) as error:
+                # The server forgets a connection's subscriptions with it, and the
+                # renewal on the next session leaves these channels out.
+                log.debug("chat.unsubscribe not answered: %s", error)
             except RelayError as error:
                 if error.code != "not_connected":
                     raise
