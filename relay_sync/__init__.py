@@ -119,6 +119,17 @@ from .events import (
 from .lifecycle import ConnectionState
 from .messaging import Message
 from .pubsub import PubSubMessage
+from .video import (
+    RoomAudienceCount,
+    RoomLayout,
+    RoomLayoutLayer,
+    RoomMember,
+    RoomPlayback,
+    RoomRecording,
+    RoomSession,
+    RoomStream,
+    VideoSubscription,
+)
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -217,6 +228,14 @@ __all__ = [
     "RelayEvent",
     "RelayTimeoutError",
     "RestError",
+    "RoomAudienceCount",
+    "RoomLayout",
+    "RoomLayoutLayer",
+    "RoomMember",
+    "RoomPlayback",
+    "RoomRecording",
+    "RoomSession",
+    "RoomStream",
     "SendDigitsEvent",
     "StandaloneCollectAction",
     "StreamAction",
@@ -227,6 +246,7 @@ __all__ = [
     "TaskEvent",
     "TranscribeAction",
     "TranscribeEvent",
+    "VideoSubscription",
     "__version__",
     "parse_event",
 ]

@@ -37,6 +37,7 @@ from .stats import LatencyHistogram
 from .stop_signal import StopSignal
 from .timers import TimerThread
 from .transport import Transport, TransportOptions
+from .video import VideoService, VideoSession
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,17 @@ class RelayClient:
         self._on_close(self._channels.close)
         self._chat = ChatService(self._channels, channel_session)
         self._pubsub = PubSubService(self._channels, channel_session)
+        self._video = VideoService(
+            VideoSession(
+                request=self._request,
+                submit=self._submit,
+                ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
+                handler_pool=lambda: self._handler_pool,
+            )
+        )
+        self._add_route("video", self._video.on_event)
+        self._on_session_start(self._video.session_started)
+        self._on_close(self._video.close)
         _live_clients.add(self)
 
     # -- properties ----------------------------------------------------------
@@ -300,6 +312,11 @@ class RelayClient:
             "last_rtt_ms": round(last_rtt * 1000, 3) if last_rtt is not None else None,
             "request_latency": requests["request_latency"],
         }
+
+    @property
+    def video(self) -> VideoService:
+        """Video rooms: ``listen`` for rooms starting and ending, ``get_room_sessions``, ``get_room_session``."""
+        return self._video
 
     def __repr__(self) -> str:
         return f"<RelayClient host={self.host!r} contexts={self._contexts!r} {self.state}>"
@@ -669,6 +686,7 @@ class RelayClient:
         self._messaging.after_fork()
         self._jwt_renewal.after_fork()
         self._channels.after_fork()
+        self._video.after_fork()
 
     def _on_fatal(self, error: RelayError) -> None:
         self._fatal = error

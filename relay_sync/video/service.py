@@ -1,0 +1,411 @@
+"""The Video service behind ``client.video``: room sessions, their event
+subscriptions, and the routing of ``video.*`` events to ``listen()``
+handlers and to recording/playback/stream handles.
+
+It holds a narrow ``VideoSession`` (request, submit, an ordered-runner
+factory and the handler pool), never the client. Threads:
+
+* ``listen``, ``get_room_session(s)`` and every ``RoomSession`` command run
+  in the caller's thread and block on the server's answer;
+* ``on_event`` runs on the I/O thread: it updates the member list and the
+  handles and hands each handler to the room's ordered runner, so handlers
+  run on the handler pool, one at a time per room (and one at a time for
+  the project-wide ``video.rooms`` channel), in the order the server sent
+  the events;
+* ``session_started`` (connecting or I/O thread) resubmits the
+  subscriptions without waiting for the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RelayError
+from ..ordered import OrderedRunner
+from ..pool import HandlerPool
+from ..rpc import JSONDict, PendingRequest
+from . import payload as read
+from . import wire
+from .events import RoomAudienceCount, RoomLayout
+from .handles import HANDLE_CLASSES, RoomAction
+from .members import RoomMember
+from .renewals import Renewals
+from .room import RoomSession, bad_response
+from .subscription import Handler, VideoSubscription
+
+log = logging.getLogger(__name__)
+
+ROOM_LISTENERS = wire.listener_table(wire.ROOM_LISTENERS)
+VIDEO_LISTENERS = wire.listener_table(wire.VIDEO_LISTENERS)
+HANDLE_EVENTS = {"recording": wire.RECORDING_EVENTS, "playback": wire.PLAYBACK_EVENTS, "stream": wire.STREAM_EVENTS}
+
+# Ended handles remembered per room (see _Room.ended).
+RECENTLY_ENDED = 32
+
+Dispatch = list[tuple[str, Any]]  # (dispatched event name, what its handlers receive)
+
+
+@dataclass(frozen=True)
+class VideoSession:
+    """The few things of the client the Video service needs.
+
+    :param request: send a request and block for its result (``RelayError`` on failure).
+    :param submit: send a request without waiting (for renewals from the I/O thread).
+    :param ordered_runner: a new runner running callbacks on the handler pool one at a time, in order.
+    :param handler_pool: the current handler pool (done-callbacks of handle futures run there).
+    """
+
+    request: Callable[[str, JSONDict], JSONDict]
+    submit: Callable[[str, JSONDict], PendingRequest]
+    ordered_runner: Callable[[str], OrderedRunner]
+    handler_pool: Callable[[], HandlerPool]
+
+
+@dataclass
+class _Channel:
+    """One subscribed event channel: the room's own, or the project-wide ``video.rooms``."""
+
+    name: str
+    runner: OrderedRunner
+    subscribed: set[str] = field(default_factory=set)  # wire event types the server was asked for
+    subscriptions: list[VideoSubscription] = field(default_factory=list)
+
+
+@dataclass
+class _Room:
+    """What the client keeps for a room session it listens to or runs handles in."""
+
+    room_session_id: str
+    room_id: str | None
+    channel: _Channel
+    members: dict[str, JSONDict] = field(default_factory=dict)  # merged member state, by id
+    handles: dict[str, RoomAction] = field(default_factory=dict)  # recordings, playbacks, streams not ended
+    # The last few that ended: an end reported before the answer to its start
+    # must still reach the handle that start returns.
+    ended: OrderedDict[str, RoomAction] = field(default_factory=OrderedDict)
+
+
+class VideoService:
+    """``client.video``: watch rooms start and end, look rooms up, moderate them."""
+
+    def __init__(self, session: VideoSession) -> None:
+        self._session = session
+        # _lock guards _rooms, _rooms_channel and everything inside them.
+        self._lock = threading.Lock()
+        self._rooms: dict[str, _Room] = {}
+        self._rooms_channel = _Channel(wire.ROOMS_CHANNEL, session.ordered_runner("video.rooms"))
+        self._renewals = Renewals(session.submit)
+        self._closed_error: RelayError | None = None
+
+    # -- public: client.video ------------------------------------------------------------
+
+    def listen(self, **listeners: Handler) -> VideoSubscription:
+        """Run ``on_room_started(room)`` / ``on_room_ended(room)`` on the handler pool
+        whenever a room session of the project starts or ends; returns the subscription.
+
+        Blocks until the server confirmed the subscription; it is renewed
+        after a reconnect. ``room`` is a ``RoomSession``.
+        """
+        handlers, events = _resolve(VIDEO_LISTENERS, listeners, "client.video.listen")
+        channel = self._rooms_channel
+        subscription = VideoSubscription(wire.ROOMS_CHANNEL, handlers, self._detach)
+        with self._lock:
+            channel.subscriptions.append(subscription)
+            missing = events - channel.subscribed
+        if missing:
+            try:
+                self._subscribe(channel, missing)
+            except BaseException:
+                subscription.close()
+                raise
+        return subscription
+
+    def get_room_sessions(self) -> list[RoomSession]:
+        """The room sessions running now in the project."""
+        result = self.request("video.rooms.get", {})
+        return [RoomSession(self, fields) for fields in read.objects(result, "rooms")]
+
+    def get_room_session(self, room_session_id: str) -> RoomSession:
+        """One room session by id (``RelayError`` from the server when there is no such room)."""
+        if not isinstance(room_session_id, str) or not room_session_id:
+            raise ValueError(f"room_session_id must be a non-empty string, not {room_session_id!r}")
+        result = self.request("video.room.get", {"room_session_id": room_session_id})
+        room = result.get("room")
+        if not isinstance(room, dict):
+            raise bad_response("video.room.get", "room")
+        return RoomSession(self, room)
+
+    # -- RoomHost: what RoomSession objects call (caller's thread) -------------------------
+
+    def request(self, method: str, params: JSONDict) -> JSONDict:
+        return self._session.request(method, params)
+
+    def member(self, fields: JSONDict, room_session_id: str) -> RoomMember:
+        return RoomMember(self.request, fields, room_session_id=room_session_id)
+
+    def listen_room(self, room: RoomSession, listeners: Mapping[str, Handler]) -> VideoSubscription:
+        handlers, events = _resolve(ROOM_LISTENERS, listeners, "room.listen")
+        subscription = VideoSubscription(room.id, handlers, self._detach)
+        state = self._room_state(room)
+        with self._lock:
+            state.channel.subscriptions.append(subscription)
+        try:
+            self._ensure(state, events)
+        except BaseException:
+            subscription.close()
+            raise
+        return subscription
+
+    def start(self, room: RoomSession, kind: str, method: str, params: JSONDict) -> RoomAction:
+        """Start a recording, playback or stream and return its handle.
+
+        The room is subscribed to the operation's events first, so the handle
+        learns how it ends even when the end follows the answer at once.
+        """
+        state = self._room_state(room)
+        self._ensure(state, set(HANDLE_EVENTS[kind]))
+        result = self.request(method, {"room_session_id": room.id, **params})
+        fields = result.get(kind)
+        if not isinstance(fields, dict) or not read.text(fields, "id"):
+            raise bad_response(method, f"{kind} with an id")
+        with self._lock:
+            handle = self._track(state, kind, fields)
+        return handle
+
+    def handles(self, room: RoomSession, kind: str, method: str) -> list[Any]:
+        state = self._room_state(room)
+        self._ensure(state, set(HANDLE_EVENTS[kind]))
+        result = self.request(method, {"room_session_id": room.id})
+        with self._lock:
+            return [self._track(state, kind, fields) for fields in read.objects(result, f"{kind}s") if fields.get("id")]
+
+    # -- subscriptions (caller's thread) ------------------------------------------------------
+
+    def _room_state(self, room: RoomSession) -> _Room:
+        channel = room.event_channel
+        if not channel:
+            raise RelayError(
+                "no_event_channel",
+                f"room session {room.id} came without an event_channel: fetch it with client.video.get_room_session()",
+            )
+        with self._lock:
+            state = self._rooms.get(room.id)
+            if state is None:
+                state = _Room(room.id, room.room_id, _Channel(channel, self._session.ordered_runner(f"room {room.id}")))
+                self._rooms[room.id] = state
+            if not state.members:
+                state.members = {m["id"]: m for m in read.objects(room.fields, "members") if read.text(m, "id")}
+        return state
+
+    def _ensure(self, state: _Room, events: set[str]) -> None:
+        wanted = events | set(wire.ROOM_BASELINE_EVENTS)
+        with self._lock:
+            missing = wanted - state.channel.subscribed
+        if missing:
+            self._subscribe(state.channel, missing)
+
+    def _subscribe(self, channel: _Channel, events: set[str]) -> None:
+        """Ask the server for ``events`` on ``channel``; from then on a new session asks again."""
+        self.request(wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, events))
+        with self._lock:
+            channel.subscribed |= events
+            if channel is self._rooms_channel or any(room.channel is channel for room in self._rooms.values()):
+                self._renewals.remember(
+                    channel.name, wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, channel.subscribed)
+                )
+
+    def _detach(self, subscription: VideoSubscription) -> None:
+        with self._lock:
+            channels = [self._rooms_channel, *(room.channel for room in self._rooms.values())]
+            for channel in channels:
+                if subscription in channel.subscriptions:
+                    channel.subscriptions.remove(subscription)
+
+    def session_started(self, resumed: bool) -> None:
+        self._renewals.session_started(resumed)
+
+    # -- events (I/O thread) --------------------------------------------------------------------
+
+    def on_event(self, envelope: JSONDict) -> None:
+        event_type = envelope.get("event_type")
+        params = envelope.get("params")
+        if not isinstance(event_type, str) or not isinstance(params, dict):
+            log.warning("dropping a video event without params: %r", event_type)
+            return
+        event_channel = read.text(envelope, "event_channel") or ""
+        name = event_type.removeprefix("video.")
+        if event_channel.startswith(wire.ROOMS_CHANNEL):
+            self._on_project_event(name, params)
+            return
+        room_session_id = read.room_session_id_of(params)
+        with self._lock:
+            state = self._rooms.get(room_session_id or "")
+            if state is None:
+                log.debug("dropping %s for room session %s: nothing listens to it", event_type, room_session_id)
+                return
+            dispatch = self._interpret(state, name, params)
+            channel = state.channel
+            deliveries = _deliveries(channel.subscriptions, dispatch)
+            if name == "room.ended":
+                self._forget_room(state)
+        for subscription, event, argument in deliveries:
+            channel.runner.submit(subscription.deliver, event, argument)
+
+    def _on_project_event(self, name: str, params: JSONDict) -> None:
+        if name not in ("room.started", "room.ended"):
+            log.debug("ignoring %s on the video.rooms channel", name)
+            return
+        room = RoomSession(self, read.mapping(params, "room_session"))
+        with self._lock:
+            deliveries = _deliveries(self._rooms_channel.subscriptions, [(name, room)])
+        for subscription, event, argument in deliveries:
+            self._rooms_channel.runner.submit(subscription.deliver, event, argument)
+
+    def _interpret(self, state: _Room, name: str, params: JSONDict) -> Dispatch:
+        """Update what the client keeps for the room; returns what the handlers get (lock held)."""
+        family = name.partition(".")[0]
+        if family == "room":
+            return self._room_event(state, name, params)
+        if family == "member":
+            return self._member_event(state, name, params)
+        if family in HANDLE_CLASSES:
+            fields = params.get(family)
+            if not isinstance(fields, dict) or not read.text(fields, "id"):
+                log.warning("dropping %s without a %s id", name, family)
+                return []
+            return [(name, self._track(state, family, fields))]
+        if name == "layout.changed":
+            return [(name, RoomLayout.from_payload(params))]
+        log.debug("ignoring an unknown video event %s", name)
+        return []
+
+    def _room_event(self, state: _Room, name: str, params: JSONDict) -> Dispatch:
+        if name == "room.audience_count":
+            return [(name, RoomAudienceCount.from_payload(params))]
+        fields = read.mapping(params, "room_session")
+        if name == "room.subscribed":
+            members = read.objects(fields, "members")
+            state.members = {m["id"]: m for m in members if read.text(m, "id")}
+        return [(name, RoomSession(self, fields))]
+
+    def _member_event(self, state: _Room, name: str, params: JSONDict) -> Dispatch:
+        update = params.get("member")
+        member_id = read.text(update, "id") if isinstance(update, dict) else None
+        if not isinstance(update, dict) or not member_id:
+            log.warning("dropping %s without a member id", name)
+            return []
+        if name == "member.left":
+            merged = {**state.members.pop(member_id, {}), **update}
+        else:
+            # member.updated and member.talking carry only what changed: merge it into what we know.
+            merged = {**state.members.get(member_id, {}), **update}
+            state.members[member_id] = merged
+        member = self.member(merged, state.room_session_id)
+        dispatch: Dispatch = []
+        if name == "member.updated":
+            changed = read.texts(update, "updated")
+            dispatch.extend((f"member.updated.{key}", member) for key in changed if key in wire.MEMBER_UPDATABLE_FIELDS)
+        dispatch.append((name, member))
+        if name == "member.talking" and isinstance(update.get("talking"), bool):
+            dispatch.append(("member.talking.started" if update["talking"] else "member.talking.ended", member))
+        if name in ("member.joined", "member.updated", "member.left"):
+            members = [self.member(fields, state.room_session_id) for fields in state.members.values()]
+            dispatch.append(("member_list.updated", members))
+        return dispatch
+
+    def _track(self, state: _Room, kind: str, fields: JSONDict) -> RoomAction:
+        """The handle for ``fields`` (kept until it ended), updated with them (lock held)."""
+        handle_id = read.text(fields, "id") or ""
+        ended = state.ended.get(handle_id)
+        if ended is not None:
+            return ended  # what came later cannot undo the end
+        handle = state.handles.get(handle_id)
+        if handle is None:
+            handle = HANDLE_CLASSES[kind](
+                self.request,
+                self._session.handler_pool(),
+                fields,
+                room_session_id=state.room_session_id,
+                room_id=state.room_id,
+            )
+        else:
+            handle._apply(fields)
+        if handle.has_ended:
+            state.handles.pop(handle_id, None)
+            state.ended[handle_id] = handle
+            if len(state.ended) > RECENTLY_ENDED:
+                state.ended.popitem(last=False)
+        else:
+            state.handles[handle_id] = handle
+        return handle
+
+    def _forget_room(self, state: _Room) -> None:
+        """The room ended: what still waits on it will never hear more (lock held)."""
+        self._rooms.pop(state.room_session_id, None)
+        self._renewals.forget(state.channel.name)
+        error = RelayError("room_ended", f"room session {state.room_session_id} ended first")
+        for handle in state.handles.values():
+            handle._fail(error)
+        state.handles.clear()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self, error: RelayError) -> None:
+        """The client closed: fail what waits, stop every handler."""
+        with self._lock:
+            rooms, self._rooms = list(self._rooms.values()), {}
+            subscriptions = list(self._rooms_channel.subscriptions)
+            self._rooms_channel.subscriptions.clear()
+        for room in rooms:
+            subscriptions.extend(room.channel.subscriptions)
+            for handle in room.handles.values():
+                handle._fail(error)
+        for subscription in subscriptions:
+            subscription._mark_closed()
+
+    def after_fork(self) -> None:
+        """In a forked child: fresh locks, and runners on the child's handler pool.
+        Subscriptions stay: the child's first login renews them."""
+        self._lock = threading.Lock()
+        self._rooms_channel.runner = self._session.ordered_runner("video.rooms")
+        for room in self._rooms.values():
+            room.channel.runner = self._session.ordered_runner(f"room {room.room_session_id}")
+            room.handles.clear()  # their futures belong to the parent's pool and threads
+        self._renewals = Renewals(self._session.submit)
+        for channel in [self._rooms_channel, *(room.channel for room in self._rooms.values())]:
+            if channel.subscribed:
+                self._renewals.remember(
+                    channel.name, wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, channel.subscribed)
+                )
+
+
+def _resolve(table: Mapping[str, wire.Listener], listeners: Mapping[str, Handler], where: str) -> tuple[dict[str, Handler], set[str]]:
+    """Check ``listeners`` against ``table``; returns handlers by dispatched event name and the
+    wire events to subscribe to."""
+    if not listeners:
+        raise ValueError(f"{where} needs at least one listener, such as {next(iter(table))}=handler")
+    handlers: dict[str, Handler] = {}
+    events: set[str] = set()
+    for name, handler in listeners.items():
+        listener = table.get(name)
+        if listener is None:
+            raise TypeError(f"{where} has no listener {name!r}; the listeners are: {', '.join(table)}")
+        if not callable(handler):
+            raise TypeError(f"{name} must be callable (it receives a {listener.receives}), not {type(handler).__name__}")
+        handlers[listener.event] = handler
+        events.update(listener.subscribe)
+    return handlers, events
+
+
+def _deliveries(subscriptions: Iterable[VideoSubscription], dispatch: Dispatch) -> list[tuple[VideoSubscription, str, Any]]:
+    return [
+        (subscription, event, argument)
+        for event, argument in dispatch
+        for subscription in subscriptions
+        if subscription.handler_for(event) is not None
+    ]
