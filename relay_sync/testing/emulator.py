@@ -45,6 +45,7 @@ from .rest_api import RestApi
 from .server import JSONDict, MethodBehaviour, MethodHandler, RelayTestServer, ServerSession
 from .sms import MessagingEngine
 from .tokens import TokenIssuer
+from .video import VideoRooms
 
 if TYPE_CHECKING:
     from ..client import RelayClient
@@ -110,6 +111,7 @@ class RelayEmulator(RelayTestServer):
         self.calling = CallingEngine(self.network, self.media)
         self.messaging = MessagingEngine(self.network, space_id=f"{project}-space")
         self.chat = ChatEngine(self.network)
+        self.video = VideoRooms(self.network, self.recordings, base_url=lambda: f"http://{self.relay_host}")
         self._rest = RestApi(
             project=project, token=token, tokens=self.tokens, messaging=self.messaging, recordings=self.recordings
         )
@@ -261,7 +263,7 @@ class RelayEmulator(RelayTestServer):
             "signalwire.receive": self._receive,
             "signalwire.reauthenticate": self._reauthenticate,
             **self.chat.handlers(),
-        }.get(method)
+        }.get(method) or self.video.methods.get(method)
         return MethodBehaviour(handler=handler) if handler is not None else None
 
     def _receive(self, session: ServerSession, params: JSONDict) -> JSONDict:
