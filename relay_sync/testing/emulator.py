@@ -304,6 +304,9 @@ class RelayEmulator(RelayTestServer):
             self.network.scheduler.after_real(
                 self.network.limits.orphan_timeout, lambda: self.calling.client_gone(protocol)
             )
+            self.network.scheduler.after_real(
+                self.network.limits.orphan_timeout, lambda: self.video.client_gone(protocol)
+            )
 
     def _answer_received(self, session: ServerSession, frame: JSONDict) -> None:
         self.network.outbox.ack(session, frame)

@@ -295,6 +295,13 @@ class VideoRooms:
                 self.net.outbox.push(protocol, "video.room.subscribed", state, event_channel=channel)
         return ok("Subscribed")
 
+    def client_gone(self, protocol: str) -> None:
+        """No session resumed ``protocol`` in time: its subscriptions go (network thread)."""
+        if self.net.outbox.live_session(protocol) is not None:
+            return
+        with self._lock:
+            self._subscriptions.pop(protocol, None)
+
     def _forget_gone_subscribers(self) -> None:
         for protocol in list(self._subscriptions):
             if len(self._subscriptions) < MAX_SUBSCRIBERS:
