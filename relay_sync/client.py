@@ -198,6 +198,7 @@ class RelayClient:
                 submit=self._submit,
                 ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
                 handler_pool=lambda: self._handler_pool,
+                request_timeout=self._config.request_timeout,
             )
         )
         self._add_route("video", self._video.on_event)

@@ -471,3 +471,31 @@ def test_the_servers_refusals_of_bad_params_are_relay_errors(emulator: RelayEmul
 
     assert (no_room.value.code, bad_stream.value.code) == ("400", "400")
 
+
+
+def test_a_start_whose_answer_names_no_recording_takes_the_started_event(emulator: RelayEmulator, connect: Connect) -> None:
+    # The realtime SDK ignores the answer and waits for recording.started; a server
+    # answering like that must work too.
+    start = emulator.video.methods["video.recording.start"]
+
+    def answer_without_recording(session: Any, params: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in start(session, params).items() if key != "recording"}
+
+    emulator.respond("video.recording.start", handler=answer_without_recording)
+    _, room = open_room(emulator, connect())
+
+    recording = room.start_recording()
+    recording.stop()
+
+    assert recording.id == emulator.events("video.recording.started")[-1]["params"]["recording"]["id"]
+    assert recording.wait(timeout=WAIT).state == "completed"
+
+
+def test_a_start_that_nothing_describes_is_a_bad_response(emulator: RelayEmulator, connect: Connect) -> None:
+    emulator.respond("video.stream.start", result={"code": "200", "message": "OK"})
+    _, room = open_room(emulator, connect(request_timeout=0.5))
+
+    with pytest.raises(RelayError) as caught:
+        room.start_stream("rtmp://live.example.com/app")
+
+    assert caught.value.code == "bad_response"

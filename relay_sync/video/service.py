@@ -22,6 +22,8 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,12 +60,15 @@ class VideoSession:
     :param submit: send a request without waiting (for renewals from the I/O thread).
     :param ordered_runner: a new runner running callbacks on the handler pool one at a time, in order.
     :param handler_pool: the current handler pool (done-callbacks of handle futures run there).
+    :param request_timeout: seconds a start waits for its ``*.started`` event when the answer
+        does not describe the operation.
     """
 
     request: Callable[[str, JSONDict], JSONDict]
     submit: Callable[[str, JSONDict], PendingRequest]
     ordered_runner: Callable[[str], OrderedRunner]
     handler_pool: Callable[[], HandlerPool]
+    request_timeout: float
 
 
 @dataclass
@@ -88,6 +93,8 @@ class _Room:
     # The last few that ended: an end reported before the answer to its start
     # must still reach the handle that start returns.
     ended: OrderedDict[str, RoomAction] = field(default_factory=OrderedDict)
+    # start() calls waiting for their operation's "<kind>.started" (see VideoService.start).
+    claims: list[tuple[str, Future[RoomAction]]] = field(default_factory=list)
 
 
 class VideoService:
@@ -169,13 +176,26 @@ class VideoService:
         """
         state = self._room_state(room)
         self._ensure(state, set(HANDLE_EVENTS[kind]))
-        result = self.request(method, {"room_session_id": room.id, **params})
-        fields = result.get(kind)
-        if not isinstance(fields, dict) or not read.text(fields, "id"):
-            raise bad_response(method, f"{kind} with an id")
+        # The realtime SDK takes the first "<kind>.started" of the room as the
+        # operation it started; we read the answer, and fall back to that event
+        # when the answer does not describe the operation.
+        claim: Future[RoomAction] = Future()
         with self._lock:
-            handle = self._track(state, kind, fields)
-        return handle
+            state.claims.append((kind, claim))
+        try:
+            result = self.request(method, {"room_session_id": room.id, **params})
+            fields = result.get(kind)
+            if isinstance(fields, dict) and read.text(fields, "id"):
+                with self._lock:
+                    return self._track(state, kind, fields)
+            try:
+                return claim.result(self._session.request_timeout)
+            except FutureTimeout:
+                raise bad_response(method, f"{kind}, and no {kind}.started event followed") from None
+        finally:
+            with self._lock:
+                if (kind, claim) in state.claims:
+                    state.claims.remove((kind, claim))
 
     def handles(self, room: RoomSession, kind: str, method: str) -> list[Any]:
         state = self._room_state(room)
@@ -278,7 +298,11 @@ class VideoService:
             if not isinstance(fields, dict) or not read.text(fields, "id"):
                 log.warning("dropping %s without a %s id", name, family)
                 return []
-            return [(name, self._track(state, family, fields))]
+            known = read.text(fields, "id") in state.handles or read.text(fields, "id") in state.ended
+            handle = self._track(state, family, fields)
+            if name.endswith(".started") and not known:
+                self._hand_to_claim(state, family, handle)
+            return [(name, handle)]
         if name == "layout.changed":
             return [(name, RoomLayout.from_payload(params))]
         log.debug("ignoring an unknown video event %s", name)
@@ -343,6 +367,13 @@ class VideoService:
         else:
             state.handles[handle_id] = handle
         return handle
+
+    def _hand_to_claim(self, state: _Room, kind: str, handle: RoomAction) -> None:
+        """A new operation started: the oldest start() of its kind still waiting may take it."""
+        for claimed_kind, claim in state.claims:
+            if claimed_kind == kind and not claim.done():
+                claim.set_result(handle)
+                return
 
     def _forget_room(self, state: _Room) -> None:
         """The room ended: what still waits on it will never hear more (lock held)."""
