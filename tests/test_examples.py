@@ -353,3 +353,54 @@ def test_hello_relay_without_credentials_uses_a_server_of_its_own() -> None:
 
     assert result.returncode == 0, result.stderr
     assert "connected to 127.0.0.1:" in result.stdout
+
+
+# -- video_moderator.py ---------------------------------------------------------------
+
+
+def test_video_moderator_records_every_room_and_mutes_where_the_policy_says(emulator: RelayEmulator) -> None:
+    moderator = load_example("video_moderator")
+    already_running = emulator.video.start_room("lobby")
+
+    with serving("video_moderator", "--muted-rooms", "webinar", "--rooms", "3", env=environment(emulator)) as app:
+        emulator.wait_for_request("signalwire.subscribe", lambda p: p["event_channel"] == "video.rooms", timeout=STEP_TIMEOUT)
+        town_hall = emulator.video.start_room("town-hall", meta=moderator.MUTED_POLICY)
+        webinar = emulator.video.start_room("webinar")
+        for room in (already_running, town_hall, webinar):
+            name = emulator.video.room(room)["name"]
+            emulator.wait_for_transcript(f"started recording room {name!r}", timeout=STEP_TIMEOUT)
+        members = {room: [emulator.video.join(room, person) for person in ("ann", "ben")] for room in (town_hall, webinar, already_running)}
+        for room in (town_hall, webinar):
+            for member in members[room]:
+                emulator.wait_for_request(
+                    "video.member.audio_mute", lambda p, m=member: p["member_id"] == m, timeout=STEP_TIMEOUT
+                )
+        for room in (already_running, town_hall, webinar):
+            emulator.video.end_room(room)
+        assert app.finish() == 0, app.stderr  # --rooms 3: every recording ended
+
+    muted = sorted(frame["params"]["member_id"] for frame in emulator.requests("video.member.audio_mute"))
+    assert muted == sorted(members[town_hall] + members[webinar])  # nobody in the lobby
+    recorded = sorted(frame["params"]["room_session_id"] for frame in emulator.requests("video.recording.start"))
+    assert recorded == sorted([already_running, town_hall, webinar])
+    assert app.stdout.count("moderator: recording of ") == 3
+    assert "muted ann in 'town-hall' (room muted by policy)" in app.stdout
+    assert "muted ben in 'webinar' (room muted by policy)" in app.stdout
+
+
+def test_video_moderator_without_credentials_runs_its_own_demo() -> None:
+    result = run_example("video_moderator", env=environment())
+
+    assert result.returncode == 0, result.stderr
+    transcript = result.stdout.split("transcript:", 1)[1]
+    for step in (
+        "network room 'town-hall' started",
+        "app     started recording room 'town-hall'",
+        "app     set audio_muted=True for alice in room 'town-hall'",
+        "app     set audio_muted=True for bob in room 'town-hall'",
+        "network recorded room 'town-hall'",
+        "app     started recording room 'standup'",
+        "network recorded room 'standup'",
+    ):
+        assert step in transcript, step
+    assert "for carol" not in transcript  # standup is not muted by policy
