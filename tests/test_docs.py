@@ -126,6 +126,27 @@ API_MEMBERS = {
         "future",
     ],
     "RelayError": ["code", "message"],
+    "RoomSession": [
+        "get_members",
+        "audio_mute",
+        "audio_unmute",
+        "video_mute",
+        "video_unmute",
+        "deaf",
+        "undeaf",
+        "remove_member",
+        "set_layout",
+        "lock",
+        "unlock",
+        "set_meta",
+        "start_recording",
+        "play",
+        "start_stream",
+        "listen",
+    ],
+    "RoomRecording": ["pause", "resume", "stop", "wait", "future"],
+    "RoomPlayback": ["pause", "resume", "stop", "set_volume", "seek", "wait", "future"],
+    "RoomStream": ["stop", "wait", "future"],
 }
 REST_HELPERS = ["deliver_task", "create_jwt", "refresh_jwt", "download_recording"]
 
@@ -181,7 +202,7 @@ def test_the_docs_build_without_warnings_and_cover_the_api(tmp_path: Path) -> No
     ]
     missing += [helper for helper in REST_HELPERS if f"relay_sync.rest.{helper}" not in names]
     assert missing == [], f"not in the API reference: {missing}"
-    for page in ("quickstart", "concepts", "migrating", "api", "performance", "reliability", "examples"):
+    for page in ("quickstart", "concepts", "migrating", "api", "performance", "reliability", "examples", "protocol_video"):
         assert (html / f"{page}.html").is_file(), page
-    for guide in ("flask", "django", "jupyter", "prefork", "testing", "jwt", "proxies"):
+    for guide in ("flask", "django", "jupyter", "prefork", "testing", "jwt", "proxies", "video"):
         assert (html / "guides" / f"{guide}.html").is_file(), guide

@@ -54,6 +54,8 @@ class RoomAction:
         # _lock guards _fields; the future is settled once, by whoever sees the end first.
         self._lock = threading.Lock()
         self._fields = dict(fields)
+        #: A ``concurrent.futures.Future`` resolved with the handle itself once it ended
+        #: (its done-callbacks run on the handler pool).
         self.future: Future[RoomAction] = HandoffFuture(handler_pool)
         if self.has_ended:
             settle(self.future, self)
