@@ -7,6 +7,7 @@ Everything a user needs is importable from here::
 
 import logging
 
+from . import devices, media
 from ._version import __version__
 from .actions import (
     Action,
@@ -81,8 +82,10 @@ from .constants import (
 )
 from .errors import (
     AuthenticationError,
+    CallEndedError,
     ClientClosedError,
     ConnectionLostError,
+    DialFailedError,
     RelayError,
     RelayTimeoutError,
     RestError,
@@ -190,6 +193,7 @@ __all__ = [
     "Action",
     "AuthenticationError",
     "Call",
+    "CallEndedError",
     "CallReceiveEvent",
     "CallStateEvent",
     "CallingErrorEvent",
@@ -207,6 +211,7 @@ __all__ = [
     "DetectAction",
     "DetectEvent",
     "DialEvent",
+    "DialFailedError",
     "EchoEvent",
     "FaxAction",
     "FaxEvent",
@@ -248,5 +253,7 @@ __all__ = [
     "TranscribeEvent",
     "VideoSubscription",
     "__version__",
+    "devices",
+    "media",
     "parse_event",
 ]

@@ -114,6 +114,10 @@ class Action:
         """Ask the server to stop the operation; the action ends with the server's final event."""
         return self._control("stop")
 
+    def _pause(self, behavior: str | None) -> JSONDict:
+        # Like the async SDK: ``behavior`` goes out only when given.
+        return self._control("pause", behavior=behavior) if behavior else self._control("pause")
+
     # -- sub-commands ---------------------------------------------------------
 
     def _control(self, verb: str, **fields: Any) -> JSONDict:
@@ -156,14 +160,18 @@ class Action:
 A = TypeVar("A", bound=Action)
 
 
-def call_when_done(action: A, callback: Callable[[A], Any]) -> None:
-    """Run ``callback(action)`` on the handler pool once the action is done (at once if it is)."""
-    action.future.add_done_callback(lambda _future: _run_completion(callback, action))
+def call_when_done(action: A, callback: Callable[[RelayEvent], Any]) -> None:
+    """Run ``callback(event)`` on the handler pool with the event that ended the action,
+    as the async SDK does (at once if it is done). An action that failed to start raised
+    its error to the caller instead: the callback does not run."""
+    action.future.add_done_callback(lambda future: _run_completion(callback, action, future))
 
 
-def _run_completion(callback: Callable[[A], Any], action: A) -> None:
+def _run_completion(callback: Callable[[RelayEvent], Any], action: Action, future: Future[RelayEvent]) -> None:
+    if future.exception() is not None:
+        return
     try:
-        callback(action)
+        callback(future.result())
     except Exception:  # user code: log it, keep the pool worker
         log.exception("on_completed callback %r of %r raised", getattr(callback, "__name__", callback), action)
 
@@ -173,8 +181,9 @@ class PlayAction(Action):
 
     event_type = EVENT_CALL_PLAY
 
-    def pause(self) -> JSONDict:
-        return self._control("pause")
+    def pause(self, behavior: str | None = None) -> JSONDict:
+        """Pause playback (``behavior``: ``"silence"`` or ``"skip"``, sent only when given)."""
+        return self._pause(behavior)
 
     def resume(self) -> JSONDict:
         return self._control("resume")
@@ -192,7 +201,7 @@ class RecordAction(Action):
 
     def pause(self, behavior: str | None = None) -> JSONDict:
         """Pause recording; ``behavior`` (``"silence"`` or ``"skip"``) says what the gap becomes."""
-        return self._control("pause") if behavior is None else self._control("pause", behavior=behavior)
+        return self._pause(behavior)
 
     def resume(self) -> JSONDict:
         return self._control("resume")
@@ -242,6 +251,14 @@ class CollectAction(_CollectRules):
         """Change the prompt volume (dB, -40 to 40)."""
         return self._control("volume", volume=volume)
 
+    def pause(self, behavior: str | None = None) -> JSONDict:
+        """Pause the prompt (``calling.play_and_collect.pause``)."""
+        return self._pause(behavior)
+
+    def resume(self) -> JSONDict:
+        """Resume a paused prompt."""
+        return self._control("resume")
+
 
 class StandaloneCollectAction(_CollectRules):
     """``call.collect()``: gathers digits or speech without a prompt."""
@@ -255,6 +272,21 @@ class DetectAction(Action):
     def _is_terminal(self, event: RelayEvent) -> bool:
         detect = event.params.get("detect")
         return (isinstance(detect, dict) and bool(detect)) or super()._is_terminal(event)
+
+
+class BeepDetectAction(DetectAction):
+    """``call.detect_answering_machine(wait_for_beep=True)``: a machine's verdict does
+    not end it; the beep does (the moment a message can be left), as in Node's SDK.
+    A ``HUMAN`` verdict ends it too: a person never beeps."""
+
+    def _is_terminal(self, event: RelayEvent) -> bool:
+        detect = event.params.get("detect")
+        params = detect.get("params") if isinstance(detect, dict) else None
+        if not isinstance(detect, dict) or detect.get("type") != "machine" or not isinstance(params, dict):
+            return super()._is_terminal(event)
+        if params.get("beep") is True or params.get("event") in ("HUMAN", FINISHED, ERROR):
+            return True
+        return self._state_of(event) in self.terminal_states
 
 
 class FaxAction(Action):

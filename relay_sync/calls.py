@@ -19,11 +19,22 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
 from .actions import A, Action, call_when_done, wait_result
-from .commands import PASS, CallCommands, Command, Devices, OnCompleted, Operation, build_params
-from .constants import CALL_STATE_ENDED, EVENT_CALL_DIAL, EVENT_CALL_RECEIVE, EVENT_CALL_STATE, EVENT_CALLING_ERROR
+from .commands import PASS, CallCommands, Command, Devices, Media, OnCompleted, Operation, build_params
+from .constants import (
+    CALL_STATE_ANSWERED,
+    CALL_STATE_CREATED,
+    CALL_STATE_ENDED,
+    CALL_STATE_ENDING,
+    CALL_STATE_RINGING,
+    EVENT_CALL_CONNECT,
+    EVENT_CALL_DIAL,
+    EVENT_CALL_RECEIVE,
+    EVENT_CALL_STATE,
+    EVENT_CALLING_ERROR,
+)
 from .dialing import Dialer
-from .errors import RelayError, RelayTimeoutError
-from .events import CallStateEvent, RelayEvent, parse_event
+from .errors import CallEndedError, DialFailedError, RelayError, RelayTimeoutError
+from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event
 from .futures import HandoffFuture, fail, settle
 from .ordered import OrderedRunner
 from .rpc import JSONDict, new_id
@@ -35,6 +46,11 @@ log = logging.getLogger(__name__)
 
 CallHandler = Callable[["Call"], Any]
 EventHandler = Callable[[RelayEvent], Any]
+
+# The order a call goes through its states, for "has it reached X yet?".
+_STATE_ORDER = (CALL_STATE_CREATED, CALL_STATE_RINGING, CALL_STATE_ANSWERED, CALL_STATE_ENDING, CALL_STATE_ENDED)
+# connect_state values that end a bridge attempt.
+_CONNECTED, _CONNECT_FAILED, _DISCONNECTED = "connected", "failed", "disconnected"
 
 # Result codes meaning "that call no longer exists": not an error for a command on it.
 GONE_CODES = frozenset({"404", "410"})
@@ -102,6 +118,8 @@ class Call(CallCommands):
         self._listeners: dict[str, list[EventHandler]] = {}
         self._waiters: list[_Waiter] = []
         self._ended_event: RelayEvent | None = None
+        self._last_state_event: RelayEvent | None = None
+        self._peer: Call | None = None
         self._detached: RelayError | None = None  # passed back to routing, or the client closed
         self._listener_runner = OrderedRunner(self._handler_pool, f"call {self.call_id!r}")
 
@@ -112,6 +130,11 @@ class Call(CallCommands):
     def state(self) -> str | None:
         """The latest call state: ``created``, ``ringing``, ``answered``, ``ending`` or ``ended``."""
         return self._state
+
+    @property
+    def peer(self) -> Call | None:
+        """The ``Call`` this call is bridged to (``bridge()``/``connect()``), or None."""
+        return self._peer
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -156,13 +179,110 @@ class Call(CallCommands):
         if ended is not None:
             if ended.event_type == event_type and (predicate is None or predicate(ended)):
                 return ended
-            raise RelayError("call_ended", f"call {self.call_id} has ended; no {event_type} event will come")
+            raise CallEndedError(f"call {self.call_id} has ended; no {event_type} event will come")
         try:
             return self._next_match(waiter, predicate, timeout)
         finally:
-            with self._lock:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+            self._drop_waiter(waiter)
+
+    def _drop_waiter(self, waiter: _Waiter) -> None:
+        with self._lock:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def wait_for_ringing(self, timeout: float | None = None) -> RelayEvent:
+        """Block until the call rings (at once if it is ringing or past it); returns the state event."""
+        return self._wait_for_state(CALL_STATE_RINGING, timeout)
+
+    def wait_for_answered(self, timeout: float | None = None) -> RelayEvent:
+        """Block until the call is answered (at once if it was); ``CallEndedError`` if it ends unanswered."""
+        return self._wait_for_state(CALL_STATE_ANSWERED, timeout)
+
+    def wait_for_ending(self, timeout: float | None = None) -> RelayEvent:
+        """Block until the call is ending (at once if it is ending or ended)."""
+        return self._wait_for_state(CALL_STATE_ENDING, timeout)
+
+    def _wait_for_state(self, target: str, timeout: float | None) -> RelayEvent:
+        """The async SDK's state waits: return at once when the call is at ``target`` or past
+        it, else wait for the state event that reaches it. Checked and registered under one
+        lock hold, so a state event cannot slip between the two."""
+        rank = _STATE_ORDER.index(target)
+
+        def reached(event: RelayEvent) -> bool:
+            state = event.state
+            if state == CALL_STATE_ENDED and target != CALL_STATE_ENDING:
+                return state == target
+            return state in _STATE_ORDER and _STATE_ORDER.index(state) >= rank
+
+        waiter = _Waiter(EVENT_CALL_STATE)
+        with self._lock:
+            state = self._state
+            now: RelayEvent | None = None
+            if state in _STATE_ORDER and _STATE_ORDER.index(state) >= rank:
+                now = self._last_state_event if self._last_state_event is not None else self._state_snapshot(state)
+            elif self._ended_event is None and self._detached is None:
+                self._waiters.append(waiter)
+            ended, detached = self._ended_event, self._detached
+        if now is not None:
+            return now
+        if detached is not None:
+            raise detached
+        if ended is not None:
+            raise CallEndedError(f"call {self.call_id} ended before it was {target}")
+        try:
+            return self._next_match(waiter, reached, timeout)
+        except CallEndedError:
+            raise CallEndedError(f"call {self.call_id} ended before it was {target}") from None
+        finally:
+            self._drop_waiter(waiter)
+
+    def _state_snapshot(self, state: str) -> RelayEvent:
+        """A state event standing in for one the call never got (an inbound call starts
+        ringing from its receive event)."""
+        params = {"call_id": self.call_id, "node_id": self.node_id, "tag": self.tag, "call_state": state}
+        return CallStateEvent(EVENT_CALL_STATE, params)
+
+    def bridge(
+        self,
+        devices: Devices,
+        *,
+        ringback: Media | None = None,
+        tag: str | None = None,
+        max_duration: int | None = None,
+        timeout: float | None = None,
+        **extra: Any,
+    ) -> Call:
+        """Connect this call to another party and block until the bridge is up (Node's
+        ``call.connect``); returns the peer ``Call``, also in :attr:`peer`.
+
+        Raises ``DialFailedError`` when no device answered, ``RelayTimeoutError``
+        after ``timeout`` seconds (the attempt may still go on: ``hangup()`` ends
+        it), and ``CallEndedError`` when this call ends first.
+        """
+        waiter = _Waiter(EVENT_CALL_CONNECT)
+        # Registered before connect goes out: its events may overtake the response.
+        with self._lock:
+            ended, detached = self._ended_event, self._detached
+            if ended is None and detached is None:
+                self._waiters.append(waiter)
+        if detached is not None:
+            raise detached
+        if ended is not None:
+            raise CallEndedError(f"call {self.call_id} has ended; it cannot be bridged")
+        try:
+            if not self.connect(devices, ringback=ringback, tag=tag, max_duration=max_duration, **extra):
+                raise CallEndedError(f"call {self.call_id} is gone; it cannot be bridged")  # 404/410
+            event = self._next_match(waiter, lambda e: e.state in (_CONNECTED, _CONNECT_FAILED), timeout)
+        finally:
+            self._drop_waiter(waiter)
+        if event.state == _CONNECT_FAILED:
+            reason = event.params.get("reason")
+            why = f" ({reason})" if isinstance(reason, str) else ""
+            raise DialFailedError(f"call {self.call_id} could not be bridged: no device answered{why}")
+        peer = self._peer
+        if peer is None:
+            raise RelayError("bridge_failed", f"call {self.call_id} was bridged to a peer without a call_id")
+        return peer
 
     def _next_match(
         self, waiter: _Waiter, predicate: Callable[[RelayEvent], bool] | None, timeout: float | None
@@ -220,12 +340,13 @@ class Call(CallCommands):
         fields: JSONDict,
         extra: Mapping[str, Any],
         control_id: str | None,
-        on_completed: OnCompleted[A],
+        on_completed: OnCompleted,
+        action_type: type[A] | None = None,
     ) -> A:
         params = build_params(command, fields, extra)
         control_id = control_id or new_id()
         params["control_id"] = control_id
-        action = command.action(self, command.method, control_id, params)
+        action = (action_type or command.action)(self, command.method, control_id, params)
         # Registered before the request goes out: the server may report on the
         # operation before it answers the request.
         with self._lock:
@@ -273,14 +394,17 @@ class Call(CallCommands):
         finished: Action | None = None
         orphans: list[Action] = []
         left: list[_Waiter] = []
+        peer = self._bridged_peer(event) if event.event_type == EVENT_CALL_CONNECT else self._peer
         with self._lock:
             if self._ended_event is not None or self._detached is not None:
                 return  # a straggler after the end
             ended = False
+            self._peer = peer
             if event.event_type == EVENT_CALL_STATE:
                 state = event.state
                 if state is not None:
                     self._state = state
+                    self._last_state_event = event
                 ended = state == CALL_STATE_ENDED
             control_id = event.control_id
             action = self._actions.get(control_id) if control_id is not None else None
@@ -306,10 +430,21 @@ class Call(CallCommands):
             self._service._forget(self)
             for orphan in orphans:  # their operations died with the call
                 orphan._finish(event, completed=False)
-            gone = RelayError("call_ended", f"call {self.call_id} ended")
+            gone = CallEndedError(f"call {self.call_id} ended")
             for waiter in left:
                 waiter.inbox.put(gone)
             settle(self.ended, event)
+
+    def _bridged_peer(self, event: RelayEvent) -> Call | None:
+        """The peer after a ``calling.call.connect`` event: the table's ``Call`` for the
+        answering leg once connected (so its events and commands work), None once the
+        bridge is down. I/O thread, outside the call's lock (the table has its own)."""
+        state = event.state
+        if state == _CONNECTED and isinstance(event, ConnectEvent):
+            return self._service.adopt(event.peer, state=CALL_STATE_ANSWERED)
+        if state in (_DISCONNECTED, _CONNECT_FAILED):
+            return None
+        return self._peer
 
     def _detach(self, error: RelayError) -> None:
         """The call left this client without ending here (passed, or the client closed)."""
@@ -384,8 +519,12 @@ class CallingService:
         tag: str | None = None,
         max_duration: int | None = None,
         dial_timeout: float | None = None,
+        region: str | None = None,
+        node_id: str | None = None,
     ) -> Call:
-        future = self.dial_future(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+        future = self.dial_future(
+            devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout, region=region, node_id=node_id
+        )
         # The dial settles by itself: answered, failed, dial_timeout, or disconnect().
         call: Call = future.result()
         return call
@@ -397,8 +536,12 @@ class CallingService:
         tag: str | None = None,
         max_duration: int | None = None,
         dial_timeout: float | None = None,
+        region: str | None = None,
+        node_id: str | None = None,
     ) -> Future[Call]:
-        return self._dialer.dial(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+        return self._dialer.dial(
+            devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout, region=region, node_id=node_id
+        )
 
     # -- events (I/O thread) ----------------------------------------------------
 

@@ -23,9 +23,10 @@ from ._version import __version__
 from .calls import Call, CallingService
 from .channels import ChannelHub, ChannelSession
 from .chat import ChatService
+from .commands import Devices
 from .config import ClientConfig, max_connections, resolve_config
 from .errors import ClientClosedError, RelayError
-from .events import TaskEvent
+from .events import RelayEvent, TaskEvent
 from .jwt_renewal import JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
@@ -510,33 +511,44 @@ class RelayClient:
 
     def dial(
         self,
-        devices: list[list[JSONDict]],
+        devices: Devices,
         *,
         tag: str | None = None,
         max_duration: int | None = None,
         dial_timeout: float | None = None,
+        region: str | None = None,
+        node_id: str | None = None,
     ) -> Call:
         """Place an outbound call and block until it is answered; returns the ``Call``.
 
         ``devices`` is a list of lists of devices: the outer list is tried in
         series, each inner list rung in parallel. ``tag`` defaults to a new
         UUID; ``max_duration`` is in minutes. Raises ``RelayError`` when the
-        dial fails, and ``RelayTimeoutError`` (also a ``TimeoutError``) when
-        nobody answered within ``dial_timeout`` seconds (default 120).
+        dial fails, ``DialFailedError`` when no device answered, and
+        ``RelayTimeoutError`` (also a ``TimeoutError``) when nobody answered
+        within ``dial_timeout`` seconds (default 120). ``region`` and
+        ``node_id`` say where the call starts (as in Node's SDK).
+        ``relay_sync.devices`` builds the devices; a single device is accepted.
         """
-        return self._calling.dial(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+        return self._calling.dial(
+            devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout, region=region, node_id=node_id
+        )
 
     def dial_future(
         self,
-        devices: list[list[JSONDict]],
+        devices: Devices,
         *,
         tag: str | None = None,
         max_duration: int | None = None,
         dial_timeout: float | None = None,
+        region: str | None = None,
+        node_id: str | None = None,
     ) -> Future[Call]:
         """Like ``dial()`` without blocking: a ``concurrent.futures.Future`` of the ``Call``
         (its done-callbacks run on the handler pool)."""
-        return self._calling.dial_future(devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout)
+        return self._calling.dial_future(
+            devices, tag=tag, max_duration=max_duration, dial_timeout=dial_timeout, region=region, node_id=node_id
+        )
 
     def on_message(self, handler: Callable[[Message], Any]) -> Callable[[Message], Any]:
         """Decorator: ``handler(message)`` runs on the handler pool for each inbound SMS/MMS
@@ -559,13 +571,14 @@ class RelayClient:
         context: str | None = None,
         tags: Sequence[str] | None = None,
         region: str | None = None,
-        on_completed: Callable[[Message], Any] | None = None,
+        on_completed: Callable[[RelayEvent], Any] | None = None,
     ) -> Message:
         """Send an SMS/MMS; blocks until the server accepted it (not until delivery).
 
         Returns the ``Message`` in state ``queued``; ``message.wait()`` blocks
         until it is ``delivered``, ``undelivered`` or ``failed``, and
-        ``on_completed(message)`` runs on the handler pool at that point.
+        ``on_completed(event)`` runs on the handler pool at that point with the
+        terminal ``MessageStateEvent`` (as in the async SDK).
         ``context`` defaults to this session's relay protocol. Raises
         ``ValueError`` without ``body`` and ``media``, ``RelayError`` when the
         server refuses the message.

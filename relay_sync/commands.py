@@ -11,9 +11,11 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Generic, Optional, TypeVar, Union
 
+from . import media as media_builders
 from .actions import (
     Action,
     AIAction,
+    BeepDetectAction,
     CollectAction,
     DetectAction,
     FaxAction,
@@ -25,14 +27,17 @@ from .actions import (
     TapAction,
     TranscribeAction,
 )
+from .events import RelayEvent
 from .rpc import JSONDict
 
 A = TypeVar("A", bound=Action)
-OnCompleted = Optional[Callable[[A], Any]]
-# One media item or a list of them: {"type": "tts", "params": {"text": "..."}}
+# Runs on the handler pool with the event that ended the action (as in the async SDK).
+OnCompleted = Optional[Callable[[RelayEvent], Any]]
+# One media item or a list of them: {"type": "tts", "params": {"text": "..."}} (see relay_sync.media)
 Media = Union[JSONDict, Sequence[JSONDict]]
-# Outer list: tried in series; inner list: rung in parallel.
-Devices = Sequence[Sequence[JSONDict]]
+# Outer list: tried in series; inner list: rung in parallel (see relay_sync.devices). A single
+# device is accepted too.
+Devices = Union[JSONDict, Sequence[Sequence[JSONDict]]]
 
 
 class Command:
@@ -65,6 +70,7 @@ class Operation(Command, Generic[A]):
 _CONNECT_OPTIONS = ("ringback", "tag", "max_duration", "max_price_per_minute", "status_url")
 _QUEUE_OPTIONS = ("queue_id", "status_url")
 _PAY_OPTIONS = ("input", "charge_amount", "currency")
+_AI_OPTIONS = ("prompt", "SWAIG", "params", "global_data", "post_prompt", "post_prompt_url")
 _COLLECT_OPTIONS = (
     "digits", "speech", "initial_timeout", "partial_results", "continuous", "send_start_of_input", "start_input_timers",
 )
@@ -80,7 +86,7 @@ DISCONNECT = Command(          "disconnect")
 SEND_DIGITS = Command(         "send_digits",          ("digits",),               (), control=True)
 REFER = Command(               "refer",                ("device",),               ("status_url",))
 TRANSFER = Command(            "transfer",             ("dest",))
-JOIN_CONFERENCE = Command(     "join_conference",      ("name",))
+JOIN_CONFERENCE = Command(     "join_conference",      ("name",),                 ("stream",))
 LEAVE_CONFERENCE = Command(    "leave_conference",     ("conference_id",))
 HOLD = Command(                "hold")
 UNHOLD = Command(              "unhold")
@@ -89,10 +95,10 @@ DENOISE_STOP = Command(        "denoise.stop")
 LIVE_TRANSCRIBE = Command(     "live_transcribe",      ("action",))
 LIVE_TRANSLATE = Command(      "live_translate",       ("action",),               ("status_url",))
 ECHO = Command(                "echo",                 (),                        ("timeout", "status_url"))
-AMAZON_BEDROCK = Command(      "amazon_bedrock")
-AI_MESSAGE = Command(          "ai_message")
-AI_HOLD = Command(             "ai_hold")
-AI_UNHOLD = Command(           "ai_unhold")
+AMAZON_BEDROCK = Command(      "amazon_bedrock",       (),                        _AI_OPTIONS)
+AI_MESSAGE = Command(          "ai_message",           (),                        ("message_text", "role", "reset", "global_data"))
+AI_HOLD = Command(             "ai_hold",              (),                        ("timeout", "prompt"))
+AI_UNHOLD = Command(           "ai_unhold",            (),                        ("prompt",))
 JOIN_ROOM = Command(           "join_room",            ("name",),                 ("status_url",))
 LEAVE_ROOM = Command(          "leave_room")
 QUEUE_ENTER = Command(         "queue.enter",          ("queue_name",),           _QUEUE_OPTIONS, control=True)
@@ -146,7 +152,10 @@ def media_list(media: Media) -> list[JSONDict]:
 
 
 def device_groups(devices: Devices) -> list[list[JSONDict]]:
-    """Check the nesting of a device list (``dial``/``connect``): a list of lists of device objects."""
+    """Check the nesting of a device list (``dial``/``connect``): a list of lists of device
+    objects, or one device (what ``relay_sync.devices`` builds), which becomes ``[[device]]``."""
+    if isinstance(devices, Mapping):
+        return [[dict(devices)]]
     if not isinstance(devices, Sequence) or isinstance(devices, (str, bytes)) or not devices:
         raise ValueError("devices must be a non-empty list of lists of devices: [[device, ...], ...]")
     groups: list[list[JSONDict]] = []
@@ -182,9 +191,11 @@ class CallCommands(abc.ABC):
         fields: JSONDict,
         extra: Mapping[str, Any],
         control_id: str | None,
-        on_completed: OnCompleted[A],
+        on_completed: OnCompleted,
+        action_type: type[A] | None = None,
     ) -> A:
-        """Register the command's Action, send the command, return the Action."""
+        """Register the command's Action (``action_type``, default the row's), send the command,
+        return the Action."""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -206,7 +217,7 @@ class CallCommands(abc.ABC):
         direction: str | None = None,
         loop: int | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[PlayAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> PlayAction:
         """Play media (``tts``, ``audio``, ``silence``, ``ringtone``); ends on ``finished`` or ``error``."""
@@ -218,7 +229,7 @@ class CallCommands(abc.ABC):
         audio: JSONDict | None = None,
         *,
         control_id: str | None = None,
-        on_completed: OnCompleted[RecordAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> RecordAction:
         """Record the call (``audio``: format, direction, beep, end_silence_timeout...)."""
@@ -231,7 +242,7 @@ class CallCommands(abc.ABC):
         *,
         volume: float | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[CollectAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> CollectAction:
         """Play prompts while collecting digits or speech; ends on the collect result."""
@@ -249,7 +260,7 @@ class CallCommands(abc.ABC):
         send_start_of_input: bool | None = None,
         start_input_timers: bool | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[StandaloneCollectAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> StandaloneCollectAction:
         """Collect digits or speech without a prompt; ends on the first final result."""
@@ -270,7 +281,7 @@ class CallCommands(abc.ABC):
         *,
         timeout: float | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[DetectAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> DetectAction:
         """Detect a machine, fax or digits (``{"type": "machine", "params": {}}``); ends on the first result."""
@@ -283,7 +294,7 @@ class CallCommands(abc.ABC):
         identity: str | None = None,
         header_info: str | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[FaxAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> FaxAction:
         """Send the PDF at ``document`` (a URL) as a fax."""
@@ -291,7 +302,7 @@ class CallCommands(abc.ABC):
         return self._start(SEND_FAX, fields, extra, control_id, on_completed)
 
     def receive_fax(
-        self, *, control_id: str | None = None, on_completed: OnCompleted[FaxAction] = None, **extra: Any
+        self, *, control_id: str | None = None, on_completed: OnCompleted = None, **extra: Any
     ) -> FaxAction:
         """Receive a fax on this call."""
         return self._start(RECEIVE_FAX, {}, extra, control_id, on_completed)
@@ -302,7 +313,7 @@ class CallCommands(abc.ABC):
         device: JSONDict,
         *,
         control_id: str | None = None,
-        on_completed: OnCompleted[TapAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> TapAction:
         """Copy the call's media (``tap``) to a remote ``device`` (RTP or WebSocket)."""
@@ -316,7 +327,7 @@ class CallCommands(abc.ABC):
         codec: str | None = None,
         track: str | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[StreamAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> StreamAction:
         """Stream the call's audio to a WebSocket ``url``."""
@@ -331,7 +342,7 @@ class CallCommands(abc.ABC):
         charge_amount: str | None = None,
         currency: str | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[PayAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> PayAction:
         """Collect a payment through ``payment_connector_url`` (``input_method`` goes out as ``input``)."""
@@ -348,7 +359,7 @@ class CallCommands(abc.ABC):
         *,
         status_url: str | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[TranscribeAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> TranscribeAction:
         """Transcribe the call; ends on ``finished``."""
@@ -361,12 +372,141 @@ class CallCommands(abc.ABC):
         SWAIG: JSONDict | None = None,
         ai_params: JSONDict | None = None,
         control_id: str | None = None,
-        on_completed: OnCompleted[AIAction] = None,
+        on_completed: OnCompleted = None,
         **extra: Any,
     ) -> AIAction:
         """Hand the call to an AI agent (``ai_params`` goes out as ``params``)."""
         fields = {"prompt": prompt, "SWAIG": SWAIG, "params": ai_params}
         return self._start(AI, fields, extra, control_id, on_completed)
+
+    # -- the async SDK's shortcuts: typed media and detectors over the operations above --
+
+    def play_tts(
+        self,
+        text: str,
+        *,
+        language: str | None = None,
+        gender: str | None = None,
+        voice: str | None = None,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> PlayAction:
+        """Speak ``text`` (``play`` with one ``media.tts`` item)."""
+        item = media_builders.tts(text, language=language, gender=gender, voice=voice)
+        return self.play(item, volume=volume, control_id=control_id, on_completed=on_completed)
+
+    def play_audio(
+        self,
+        url: str,
+        *,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> PlayAction:
+        """Play the audio file at ``url``."""
+        return self.play(media_builders.audio(url), volume=volume, control_id=control_id, on_completed=on_completed)
+
+    def play_silence(
+        self, duration: float, *, control_id: str | None = None, on_completed: OnCompleted = None
+    ) -> PlayAction:
+        """Play ``duration`` seconds of silence."""
+        return self.play(media_builders.silence(duration), control_id=control_id, on_completed=on_completed)
+
+    def play_ringtone(
+        self,
+        name: str,
+        *,
+        duration: float | None = None,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> PlayAction:
+        """Play a country's ringtone (``"us"``, ``"gb"``...), for ``duration`` seconds or once."""
+        item = media_builders.ringtone(name, duration=duration)
+        return self.play(item, volume=volume, control_id=control_id, on_completed=on_completed)
+
+    def prompt_tts(
+        self,
+        text: str,
+        collect: JSONDict,
+        *,
+        language: str | None = None,
+        gender: str | None = None,
+        voice: str | None = None,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> CollectAction:
+        """Speak ``text`` and collect what the caller presses or says (``play_and_collect``)."""
+        item = media_builders.tts(text, language=language, gender=gender, voice=voice)
+        return self.play_and_collect(item, collect, volume=volume, control_id=control_id, on_completed=on_completed)
+
+    def prompt_audio(
+        self,
+        url: str,
+        collect: JSONDict,
+        *,
+        volume: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> CollectAction:
+        """Play the audio file at ``url`` and collect what the caller presses or says."""
+        item = media_builders.audio(url)
+        return self.play_and_collect(item, collect, volume=volume, control_id=control_id, on_completed=on_completed)
+
+    def detect_answering_machine(
+        self,
+        *,
+        initial_timeout: float | None = None,
+        end_silence_timeout: float | None = None,
+        machine_voice_threshold: float | None = None,
+        machine_words_threshold: int | None = None,
+        detect_interruptions: bool | None = None,
+        detect_message_end: bool | None = None,
+        timeout: float | None = None,
+        wait_for_beep: bool = False,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> DetectAction:
+        """Tell a person from an answering machine; ends on the first verdict (``HUMAN``,
+        ``MACHINE``...), or with ``wait_for_beep=True`` (as in Node's SDK) on the machine's
+        beep, when a message can be left. ``wait_for_beep`` stays on this side: it is not sent."""
+        settings = {
+            "initial_timeout": initial_timeout,
+            "end_silence_timeout": end_silence_timeout,
+            "machine_voice_threshold": machine_voice_threshold,
+            "machine_words_threshold": machine_words_threshold,
+            "detect_interruptions": detect_interruptions,
+            "detect_message_end": detect_message_end,
+        }
+        detect = {"type": "machine", "params": {name: value for name, value in settings.items() if value is not None}}
+        action = BeepDetectAction if wait_for_beep else DetectAction
+        return self._start(DETECT, {"detect": detect, "timeout": timeout}, {}, control_id, on_completed, action)
+
+    def detect_fax(
+        self,
+        *,
+        tone: str | None = None,
+        timeout: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> DetectAction:
+        """Detect a fax machine (``tone``: ``"CED"`` or ``"CNG"``)."""
+        detect = {"type": "fax", "params": {} if tone is None else {"tone": tone}}
+        return self.detect(detect, timeout=timeout, control_id=control_id, on_completed=on_completed)
+
+    def detect_digit(
+        self,
+        *,
+        digits: str | None = None,
+        timeout: float | None = None,
+        control_id: str | None = None,
+        on_completed: OnCompleted = None,
+    ) -> DetectAction:
+        """Detect DTMF (only the keys in ``digits``, when given)."""
+        detect = {"type": "digit", "params": {} if digits is None else {"digits": digits}}
+        return self.detect(detect, timeout=timeout, control_id=control_id, on_completed=on_completed)
 
     # -- plain commands -------------------------------------------------------
 
@@ -374,17 +514,18 @@ class CallCommands(abc.ABC):
         self,
         devices: Devices,
         *,
-        ringback: list[JSONDict] | None = None,
+        ringback: Media | None = None,
         tag: str | None = None,
         max_duration: int | None = None,
         max_price_per_minute: float | None = None,
         status_url: str | None = None,
         **extra: Any,
     ) -> JSONDict:
-        """Bridge the call to other devices (same nesting as ``dial``); watch ``calling.call.connect``."""
+        """Start bridging the call to other devices (same nesting as ``dial``) and return at once;
+        watch ``calling.call.connect``, or use ``bridge()`` to block until the peer answers."""
         fields = {
             "devices": device_groups(devices),
-            "ringback": ringback,
+            "ringback": None if ringback is None else media_list(ringback),
             "tag": tag,
             "max_duration": max_duration,
             "max_price_per_minute": max_price_per_minute,
@@ -408,9 +549,10 @@ class CallCommands(abc.ABC):
         """Transfer the call to another RELAY destination (``dest``)."""
         return self._command(TRANSFER, {"dest": dest}, extra)
 
-    def join_conference(self, name: str, **options: Any) -> JSONDict:
-        """Join the conference ``name``; options (``muted``, ``beep``...) go to the wire as they are."""
-        return self._command(JOIN_CONFERENCE, {"name": name}, options)
+    def join_conference(self, name: str, *, stream_obj: JSONDict | None = None, **options: Any) -> JSONDict:
+        """Join the conference ``name``; options (``muted``, ``beep``...) go to the wire as they
+        are, ``stream_obj`` as ``stream`` (the async SDK's name)."""
+        return self._command(JOIN_CONFERENCE, {"name": name, "stream": stream_obj}, options)
 
     def leave_conference(self, conference_id: str, **extra: Any) -> JSONDict:
         """Leave the conference ``conference_id``."""
@@ -444,21 +586,48 @@ class CallCommands(abc.ABC):
         """Echo the caller's audio back (a line test)."""
         return self._command(ECHO, {"timeout": timeout, "status_url": status_url}, extra)
 
-    def amazon_bedrock(self, **extra: Any) -> JSONDict:
-        """Hand the call to an Amazon Bedrock agent (fields as the server documents them)."""
-        return self._command(AMAZON_BEDROCK, {}, extra)
+    def amazon_bedrock(
+        self,
+        *,
+        prompt: Any = None,
+        SWAIG: JSONDict | None = None,
+        ai_params: JSONDict | None = None,
+        global_data: JSONDict | None = None,
+        post_prompt: JSONDict | None = None,
+        post_prompt_url: str | None = None,
+        **extra: Any,
+    ) -> JSONDict:
+        """Hand the call to an Amazon Bedrock agent (``ai_params`` goes out as ``params``)."""
+        fields = {
+            "prompt": prompt,
+            "SWAIG": SWAIG,
+            "params": ai_params,
+            "global_data": global_data,
+            "post_prompt": post_prompt,
+            "post_prompt_url": post_prompt_url,
+        }
+        return self._command(AMAZON_BEDROCK, fields, extra)
 
-    def ai_message(self, **extra: Any) -> JSONDict:
+    def ai_message(
+        self,
+        *,
+        message_text: str | None = None,
+        role: str | None = None,
+        reset: JSONDict | None = None,
+        global_data: JSONDict | None = None,
+        **extra: Any,
+    ) -> JSONDict:
         """Send a message to the AI agent on the call."""
-        return self._command(AI_MESSAGE, {}, extra)
+        fields = {"message_text": message_text, "role": role, "reset": reset, "global_data": global_data}
+        return self._command(AI_MESSAGE, fields, extra)
 
-    def ai_hold(self, **extra: Any) -> JSONDict:
+    def ai_hold(self, *, timeout: str | None = None, prompt: str | None = None, **extra: Any) -> JSONDict:
         """Put the AI agent on hold."""
-        return self._command(AI_HOLD, {}, extra)
+        return self._command(AI_HOLD, {"timeout": timeout, "prompt": prompt}, extra)
 
-    def ai_unhold(self, **extra: Any) -> JSONDict:
+    def ai_unhold(self, *, prompt: str | None = None, **extra: Any) -> JSONDict:
         """Take the AI agent off hold."""
-        return self._command(AI_UNHOLD, {}, extra)
+        return self._command(AI_UNHOLD, {"prompt": prompt}, extra)
 
     def join_room(self, name: str, *, status_url: str | None = None, **extra: Any) -> JSONDict:
         """Join the video room ``name``."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from .commands import HANGUP, Devices, device_groups
 from .constants import CALL_STATE_ANSWERED, CALL_STATE_ENDED, DIAL_STATE_ANSWERED, DIAL_STATE_FAILED
-from .errors import ConnectionLostError, RelayError, RelayTimeoutError
+from .errors import ConnectionLostError, DialFailedError, RelayError, RelayTimeoutError
 from .events import RelayEvent
 from .futures import HandoffFuture, fail, settle
 from .rpc import JSONDict
@@ -68,17 +68,21 @@ class Dialer:
         tag: str | None = None,
         max_duration: int | None = None,
         dial_timeout: float | None = None,
+        region: str | None = None,
+        node_id: str | None = None,
     ) -> Future[Call]:
         """Send ``calling.dial``; the returned future settles with the answering ``Call``
-        or fails with ``RelayError`` (``RelayTimeoutError`` after ``dial_timeout``)."""
+        or fails with ``RelayError`` (``DialFailedError`` when no device answered,
+        ``RelayTimeoutError`` after ``dial_timeout``)."""
         groups = device_groups(devices)
         timeout = DEFAULT_DIAL_TIMEOUT if dial_timeout is None else float(dial_timeout)
         if not timeout > 0:
             raise ValueError(f"dial_timeout must be a positive number of seconds, not {dial_timeout!r}")
         tag = tag or str(uuid.uuid4())
         params: JSONDict = {"tag": tag, "devices": groups}
-        if max_duration is not None:
-            params["max_duration"] = max_duration
+        for name, value in (("max_duration", max_duration), ("region", region), ("node_id", node_id)):
+            if value is not None:
+                params[name] = value
         client = self._service.client
         timers = client._timers  # raises RelayError before connect() and after disconnect()
         dial = _PendingDial(tag, HandoffFuture(client._handler_pool))
@@ -131,7 +135,9 @@ class Dialer:
         elif state == DIAL_STATE_ANSWERED:
             self._answered(tag, event)
         elif state == DIAL_STATE_FAILED:
-            self._end(tag, RelayError("dial_failed", f"dial {tag} failed: no device answered"))
+            reason = event.params.get("reason")
+            why = f" ({reason})" if isinstance(reason, str) else ""
+            self._end(tag, DialFailedError(f"dial {tag} failed: no device answered{why}"))
 
     def _answered(self, tag: str, event: RelayEvent) -> None:
         with self._lock:

@@ -53,6 +53,20 @@ class ClientClosedError(RelayError):
         super().__init__("closed", message)
 
 
+class DialFailedError(RelayError):
+    """A dial or bridge ended without any device answering (busy, no answer, unreachable)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("dial_failed", message)
+
+
+class CallEndedError(RelayError):
+    """The call ended, so what was waited for on it will not come."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("call_ended", message)
+
+
 class RestError(RelayError):
     """A REST request (tasks, JWT, recordings) failed.
 

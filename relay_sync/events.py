@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .constants import (
     EVENT_CALL_COLLECT,
@@ -104,6 +104,9 @@ def _timestamp(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
+E = TypeVar("E", bound="RelayEvent")
+
+
 class RelayEvent:
     """One event from the server: its ``event_type``, its ``params`` and the
     server's ``timestamp`` (epoch seconds, ``None`` when absent).
@@ -152,6 +155,13 @@ class RelayEvent:
             if isinstance(value, str):
                 return value
         return None
+
+    @classmethod
+    def from_payload(cls: type[E], payload: JSONDict) -> E:
+        """This class's event for the params of a ``signalwire.event`` request, like the
+        async SDK's ``from_payload`` (``parse_event`` picks the class by ``event_type``).
+        Never raises, whatever the payload holds."""
+        return _build(cls, payload)
 
     def _call_field(self, key: str) -> str | None:
         value = self.params.get(key)
@@ -214,6 +224,10 @@ class CallReceiveEvent(RelayEvent):
     __slots__ = ()
 
     @property
+    def project_id(self) -> str | None:
+        return _text(self.params, "project_id")
+
+    @property
     def call_state(self) -> str | None:
         return _text(self.params, "call_state")
 
@@ -243,24 +257,35 @@ class PlayEvent(RelayEvent):
 
 class RecordEvent(RelayEvent):
     """``calling.call.record``: ``state`` is ``recording``, ``paused``,
-    ``finished`` or ``no_input``; a finished recording has a ``url``."""
+    ``finished`` or ``no_input``; a finished recording has a ``url``.
+
+    The server nests the outcome under ``params.record``; ``url``,
+    ``duration`` and ``size`` read it there first, then at the top level.
+    """
 
     __slots__ = ()
 
     @property
+    def record(self) -> JSONDict:
+        """The ``record`` object: the settings sent, and the outcome once finished."""
+        return _object(self.params, "record")
+
+    @property
     def url(self) -> str | None:
         """Where the recording can be fetched (see ``relay_sync.rest.download_recording``)."""
-        return _text(self.params, "url")
+        return _text(self.record, "url") or _text(self.params, "url")
 
     @property
     def duration(self) -> float | None:
         """Length of the recording in seconds."""
-        return _number(self.params, "duration")
+        nested = _number(self.record, "duration")
+        return nested if nested is not None else _number(self.params, "duration")
 
     @property
     def size(self) -> int | None:
         """Size of the recording in bytes."""
-        return _integer(self.params, "size")
+        nested = _integer(self.record, "size")
+        return nested if nested is not None else _integer(self.params, "size")
 
 
 class CollectEvent(RelayEvent):
@@ -419,16 +444,27 @@ class QueueEvent(RelayEvent):
     __slots__ = ()
 
     @property
+    def status(self) -> str | None:
+        """``entered``, ``left``..."""
+        return _text(self.params, "status")
+
+    @property
     def queue_id(self) -> str | None:
-        return _text(self.params, "queue_id")
+        # The async SDK reads "id"; the queue commands' own name for it is "queue_id".
+        return _text(self.params, "id") or _text(self.params, "queue_id")
 
     @property
     def queue_name(self) -> str | None:
-        return _text(self.params, "queue_name")
+        return _text(self.params, "name") or _text(self.params, "queue_name")
 
     @property
     def position(self) -> int | None:
         return _integer(self.params, "position")
+
+    @property
+    def size(self) -> int | None:
+        """How many calls are in the queue."""
+        return _integer(self.params, "size")
 
 
 class EchoEvent(RelayEvent):
@@ -445,6 +481,18 @@ class TranscribeEvent(RelayEvent):
     @property
     def url(self) -> str | None:
         return _text(self.params, "url")
+
+    @property
+    def recording_id(self) -> str | None:
+        return _text(self.params, "recording_id")
+
+    @property
+    def duration(self) -> float | None:
+        return _number(self.params, "duration")
+
+    @property
+    def size(self) -> int | None:
+        return _integer(self.params, "size")
 
 
 class HoldEvent(RelayEvent):
@@ -465,6 +513,10 @@ class ConferenceEvent(RelayEvent):
     @property
     def name(self) -> str | None:
         return _text(self.params, "name")
+
+    @property
+    def status(self) -> str | None:
+        return _text(self.params, "status")
 
 
 class CallingErrorEvent(RelayEvent):
@@ -605,15 +657,24 @@ def parse_event(payload: JSONDict) -> RelayEvent:
     Never raises: a payload that is not a dict gives ``RelayEvent("", {})``,
     a non-string ``event_type`` becomes ``""`` and non-dict ``params`` ``{}``.
     """
+    event_type = payload.get("event_type") if isinstance(payload, dict) else None
+    return _build(EVENT_CLASSES.get(event_type, RelayEvent) if isinstance(event_type, str) else RelayEvent, payload)
+
+
+def _build(event_class: type[E], payload: Any) -> E:
+    """``event_class`` over a payload; the timestamp is the event's own
+    (``params.timestamp``) when it has one, else the envelope's."""
     if not isinstance(payload, dict):
-        return RelayEvent("", {})
+        return event_class("", {})
     event_type = payload.get("event_type")
     if not isinstance(event_type, str):
         event_type = ""
-    event_class = EVENT_CLASSES.get(event_type, RelayEvent)
     if event_class.flat_envelope:
         params: JSONDict = payload
     else:
         nested = payload.get("params")
         params = nested if isinstance(nested, dict) else {}
-    return event_class(event_type, params, _timestamp(payload.get("timestamp")))
+    timestamp = _timestamp(params.get("timestamp"))
+    if timestamp is None:
+        timestamp = _timestamp(payload.get("timestamp"))
+    return event_class(event_type, params, timestamp)

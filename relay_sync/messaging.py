@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
 MessageListener = Callable[[MessageStateEvent], Any]
-CompletedCallback = Callable[["Message"], Any]
+# Runs with the terminal MessageStateEvent, as in the async SDK.
+CompletedCallback = Callable[[RelayEvent], Any]
 
 # State events for message ids nobody has registered yet are kept this long,
 # for at most this many ids (see MessagingService._keep_early for why).
@@ -233,7 +234,7 @@ class Message:
             for listener in self._listeners:
                 self._callbacks.append(_bind(listener, event, "message listener"))
             if terminal and self._on_completed is not None:
-                self._callbacks.append(_bind(self._on_completed, self, "on_completed callback"))
+                self._callbacks.append(_bind(self._on_completed, event, "on_completed callback"))
             start = bool(self._callbacks) and not self._dispatching
             self._dispatching = self._dispatching or start
         if start:

@@ -29,7 +29,7 @@ from relay_sync import (
     TapAction,
     TranscribeAction,
 )
-from relay_sync.events import CallStateEvent, CollectEvent, RecordEvent
+from relay_sync.events import CallStateEvent, CollectEvent, RecordEvent, RelayEvent
 from relay_sync.testing import RelayTestServer, ServerSession
 
 from .calling_support import WAIT, LogSignal, inbound_call, params_of, push_control, push_state
@@ -280,19 +280,20 @@ def test_a_wait_that_times_out_leaves_the_action_usable(call: Call, session: Ser
 
 
 def test_on_completed_runs_on_the_handler_pool_and_a_raise_is_logged(call: Call, session: ServerSession) -> None:
-    completed: queue.Queue[tuple[Action, str]] = queue.Queue()
+    completed: queue.Queue[tuple[RelayEvent, str]] = queue.Queue()
 
-    def on_completed(action: PlayAction) -> None:
-        completed.put((action, threading.current_thread().name))
+    def on_completed(event: RelayEvent) -> None:
+        completed.put((event, threading.current_thread().name))
         raise RuntimeError("callback bug")
 
     with LogSignal("on_completed callback") as signal:
         play = call.play(TTS, on_completed=on_completed)
         push_control(session, "calling.call.play", call.call_id, play.control_id, state="finished")
-        action, thread_name = completed.get(timeout=WAIT)
+        event, thread_name = completed.get(timeout=WAIT)
         assert signal.seen.wait(WAIT)
 
-    assert action is play
+    # Like the async SDK, the callback gets the terminal event.
+    assert event is play.result and event.state == "finished" and event.control_id == play.control_id
     assert thread_name.startswith("relay_sync-handler")
     assert signal.records[0].exc_info is not None
     # A callback added after the fact runs too (at once, on the pool).
@@ -304,30 +305,28 @@ def test_on_completed_runs_on_the_handler_pool_and_a_raise_is_logged(call: Call,
 @pytest.mark.parametrize("code", ["404", "410"])
 def test_an_operation_on_a_gone_call_is_done_at_once(call: Call, server: RelayTestServer, code: str) -> None:
     server.respond("calling.play", code=code, message="call gone")
-    completed: queue.Queue[Action] = queue.Queue()
+    completed: queue.Queue[RelayEvent] = queue.Queue()
 
     play = call.play(TTS, on_completed=completed.put)
 
     assert play.is_done and not play.completed
     event = play.wait(timeout=0)
     assert isinstance(event, CallStateEvent) and event.state == "ended" and event.call_id == call.call_id
-    assert completed.get(timeout=WAIT) is play
+    assert completed.get(timeout=WAIT) is event
     assert call._actions == {}
 
 
 def test_an_operation_that_fails_to_start_raises_and_fails_its_action(call: Call, server: RelayTestServer) -> None:
     server.respond("calling.record", code="500", message="recorder unavailable")
-    completed: queue.Queue[RecordAction] = queue.Queue()
 
     with pytest.raises(RelayError) as excinfo:
-        call.record(on_completed=completed.put)
+        call.record(control_id="rec-1")
 
     assert excinfo.value.code == "500"
-    record = completed.get(timeout=WAIT)
-    with pytest.raises(RelayError):
-        record.wait(timeout=0)
-    assert record.is_done and not record.completed and record.result is None
     assert call._actions == {}
+    # The failed action left the call's table: its control_id is free again.
+    server.respond("calling.record", result={"code": "200", "message": "Recording"})
+    assert not call.record(control_id="rec-1").is_done
 
 
 def test_events_that_overtake_the_response_still_end_the_action(call: Call, server: RelayTestServer) -> None:
@@ -363,19 +362,19 @@ def test_unknown_keyword_arguments_reach_the_wire(call: Call, server: RelayTestS
     assert wire["control_id"] == play.control_id
 
 
-def test_on_completed_still_runs_for_actions_failed_by_disconnect(
+def test_done_callbacks_run_for_actions_failed_by_disconnect_but_not_on_completed(
     server: RelayTestServer, make_client: Callable[..., RelayClient]
 ) -> None:
     client = make_client(contexts=["office"])
     completed: list[object] = []
-    done = threading.Event()
-
-    def on_completed(action: object) -> None:
-        completed.append(action)
-        done.set()
+    failed = threading.Event()
 
     call = inbound_call(client, server)
-    action = call.play([{"type": "silence", "params": {"duration": 60}}], on_completed=on_completed)
+    action = call.play([{"type": "silence", "params": {"duration": 60}}], on_completed=completed.append)
+    action.future.add_done_callback(lambda future: failed.set())
     client.disconnect()
-    assert done.is_set()  # ran before disconnect() returned, not dropped with the pool
-    assert completed == [action]
+    assert failed.is_set()  # done-callbacks ran before disconnect() returned, not dropped with the pool
+    with pytest.raises(RelayError):
+        action.wait(timeout=0)
+    # Like the async SDK, on_completed gets the event that ended the action: a failure has none.
+    assert completed == []

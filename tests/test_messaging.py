@@ -170,11 +170,11 @@ def test_listeners_run_in_order_on_the_handler_pool_then_on_completed(
     calls: list[tuple[str, str]] = []
     threads: list[str] = []
     completed = threading.Event()
-    completed_with: list[Message] = []
+    completed_with: list[RelayEvent] = []
 
-    def on_completed(message: Message) -> None:
-        calls.append(("completed", message.state))
-        completed_with.append(message)
+    def on_completed(event: RelayEvent) -> None:
+        calls.append(("completed", event.state or ""))
+        completed_with.append(event)
         completed.set()
 
     message = send(client, on_completed=on_completed)
@@ -201,7 +201,9 @@ def test_listeners_run_in_order_on_the_handler_pool_then_on_completed(
         ("second", "delivered"),
         ("completed", "delivered"),
     ]
-    assert completed_with == [message]
+    # Like the async SDK, on_completed gets the terminal state event.
+    assert completed_with == [message.result]
+    assert isinstance(completed_with[0], MessageStateEvent) and completed_with[0].message_id == message.message_id
     assert all(name.startswith("relay_sync-handler") for name in threads)
 
 
@@ -235,8 +237,9 @@ def test_states_right_behind_the_response_are_never_lost(server: RelayTestServer
     completed: list[str] = []
     all_completed = threading.Event()
 
-    def on_completed(message: Message) -> None:
-        completed.append(message.message_id)
+    def on_completed(event: RelayEvent) -> None:
+        assert isinstance(event, MessageStateEvent) and event.message_id is not None
+        completed.append(event.message_id)
         if len(completed) == 20:
             all_completed.set()
 
