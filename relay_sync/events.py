@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from .constants import (
     EVENT_CALL_COLLECT,
@@ -41,6 +41,9 @@ from .constants import (
     EVENT_TASK,
 )
 from .rpc import masked
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self needs Python 3.11
 
 JSONDict = dict[str, Any]
 
@@ -157,7 +160,7 @@ class RelayEvent:
         return None
 
     @classmethod
-    def from_payload(cls: type[E], payload: JSONDict) -> E:
+    def from_payload(cls, payload: JSONDict) -> Self:
         """This class's event for the params of a ``signalwire.event`` request, like the
         async SDK's ``from_payload`` (``parse_event`` picks the class by ``event_type``).
         Never raises, whatever the payload holds."""

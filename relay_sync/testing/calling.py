@@ -20,12 +20,13 @@ from ..constants import (
     EVENT_CALL_RECEIVE,
     EVENT_CALL_STATE,
 )
-from .flows import NOTICES, VERBS, Notice
+from .call_features import CallFeatures
+from .flows import NOTICES, REQUIRED, VERBS, Notice
 from .legs import APP, NETWORK, PHONE, Leg
 from .media import Handler, MediaOperations, ok, refuse
 from .network import Network
-from .ringing import Ringer, device_number, valid_devices
-from .server import Reply, ServerSession
+from .ringing import Ringer, device_number, devices_problem
+from .server import MethodHandler, Reply, ServerSession
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class CallingEngine:
         self._commands.update(media.handlers())
         for method, notice in NOTICES.items():
             self._commands[method] = self._notifier(method, notice)
+        self.features = CallFeatures(net, self._dispatch, self.end, lambda method: method in self._commands)
+        self._commands.update(self.features.handlers())
         self._connecting: dict[str, Ringer] = {}  # call_id -> its calling.connect in progress
         self._waiting: dict[str, Callable[[], None]] = {}  # call_id -> retry offering it
 
@@ -96,6 +99,10 @@ class CallingEngine:
         if orphans:
             log.info("hung up %d call(s) of a client that did not come back", len(orphans))
 
+    def press(self, leg: Leg, digits: str) -> None:
+        """The far end presses keys (caller's thread): digit bindings fire."""
+        self.features.press(leg, digits)
+
     def phone_hangs_up(self, leg: Leg) -> None:
         """The far end hangs up (any thread)."""
         with self.net.lock:
@@ -106,20 +113,31 @@ class CallingEngine:
 
     # -- the wire side ---------------------------------------------------------------
 
+    def methods(self) -> dict[str, MethodHandler]:
+        """Every ``calling.*`` method the emulator implements, as server method handlers."""
+        table: dict[str, MethodHandler] = {"calling.dial": self._dial}
+        for method in self._commands:
+            table[method] = self._handler_for(method)
+        return table
+
+    def _handler_for(self, method: str) -> MethodHandler:
+        return lambda session, params: self.handle(session, method, params)
+
     def handle(self, session: ServerSession, method: str, params: JSONDict) -> Reply | JSONDict:
-        """Answer one ``calling.*`` request (connection thread)."""
-        if method == "calling.dial":
-            return self._dial(session, params)
+        """Answer one ``calling.*`` request on a call (connection thread)."""
         with self.net.lock:
             call_id = params.get("call_id")
             leg = self.net.legs.get(call_id) if isinstance(call_id, str) else None
             if leg is None or leg.gone or leg.owner != session.protocol:
                 return refuse("404", "call not found (it ended, or it is not yours)")
-            handler = self._commands.get(method)
-            if handler is None:
-                self.net.note(APP, VERBS.get(method, method), leg, kind=method)
-                return ok()
-            return handler(leg, params)
+            return self._dispatch(leg, method, params)
+
+    def _dispatch(self, leg: Leg, method: str, params: JSONDict) -> Reply | JSONDict:
+        """Check the fields the server requires, then run the command (lock held)."""
+        missing = [name for name in REQUIRED.get(method, ()) if params.get(name) in (None, "", [], {})]
+        if missing:
+            return refuse("400", f"{method} needs {', '.join(missing)}")
+        return self._commands[method](leg, params)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -190,7 +208,7 @@ class CallingEngine:
                 self.net.note(NETWORK, f"call with {leg.line.number} ended ({reason})", leg)
                 leg.ended.set()
                 if other is not None and not other.gone:
-                    if leg.silent:  # the connected party left: the call goes on without it
+                    if leg.connected_party:  # the connected party left: the call goes on without it
                         self.net.note(NETWORK, f"{device_number(leg.device)} disconnected", other)
                         self.net.emit(other, EVENT_CALL_CONNECT, {"connect_state": "disconnected", "peer": _peer(leg)})
                     else:
@@ -251,8 +269,10 @@ class CallingEngine:
 
     def _connect(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         devices = params.get("devices")
-        if not valid_devices(devices):
-            return refuse("400", "calling.connect needs devices: a list of lists of devices")
+        problem = devices_problem(devices)
+        if problem is not None:
+            return refuse("400", f"calling.connect: {problem}")
+        assert isinstance(devices, list)
         if leg.peer is not None or leg.call_id in self._connecting:
             return refuse("409", "the call is already connected or connecting")
         numbers = ", ".join(device_number(d) for group in devices for d in group)
@@ -264,6 +284,8 @@ class CallingEngine:
                 self.end(peer, "hangup")()
                 return
             leg.peer, peer.peer = peer, leg
+            # From now on the peer is the app's too (commands, and its own state events), as on RELAY.
+            peer.owner, peer.silent, peer.connected_party = leg.owner, False, True
             self.net.note(NETWORK, f"connected to {device_number(peer.device)}", leg)
             self.net.emit(leg, EVENT_CALL_CONNECT, {"connect_state": "connected", "peer": _peer(peer)})
             self._arm_far_end(peer)
@@ -306,8 +328,10 @@ class CallingEngine:
         tag, devices = params.get("tag"), params.get("devices")
         if not isinstance(tag, str) or not tag:
             return refuse("400", "calling.dial needs a tag")
-        if not valid_devices(devices):
-            return refuse("400", "calling.dial needs devices: a list of lists of devices")
+        problem = devices_problem(devices)
+        if problem is not None:
+            return refuse("400", f"calling.dial: {problem}")
+        assert isinstance(devices, list)
         owner = session.protocol
         assert owner is not None
         with self.net.lock:

@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 __all__ = ["CallHandle", "EmulatorLimitError", "Phone", "RelayEmulator", "TranscriptEntry"]
 
 DEFAULT_TIME_FACTOR = 0.05
+METHOD_NOT_FOUND = -32601  # JSON-RPC: the server has no such method
 
 
 class RelayEmulator(RelayTestServer):
@@ -115,6 +116,18 @@ class RelayEmulator(RelayTestServer):
         self._rest = RestApi(
             project=project, token=token, tokens=self.tokens, messaging=self.messaging, recordings=self.recordings
         )
+        # The methods the emulated server implements, one row each: method -> handler(session, params).
+        # Anything else gets JSON-RPC -32601, as from the real server. Services add their rows here.
+        self.methods: dict[str, MethodHandler] = {
+            "signalwire.ping": self._ping,
+            "signalwire.receive": self._receive,
+            "signalwire.unreceive": self._unreceive,
+            "signalwire.reauthenticate": self._reauthenticate,
+            "messaging.send": self.messaging.send,
+        }
+        self.methods.update(self.calling.methods())
+        self.methods.update(self.chat.handlers())
+        self.methods.update(self.video.methods)
         self.ping_interval = ping_interval
         self._pinger: Scheduled | None = None
         self._transcript_changed = threading.Condition()
@@ -180,7 +193,7 @@ class RelayEmulator(RelayTestServer):
         """``from_number`` calls ``to_number``: the call is offered to a client on ``context``
         (default: the context declared for ``to_number``, else ``"default"``)."""
         leg = self.calling.place_call(to_number, from_number, context)
-        return CallHandle(leg, self.network.transcript, self.calling.phone_hangs_up)
+        return CallHandle(leg, self.network.transcript, self.calling.phone_hangs_up, self.calling.press)
 
     def send_sms(
         self,
@@ -256,15 +269,16 @@ class RelayEmulator(RelayTestServer):
     # -- hooks into the session layer (connection threads) ----------------------------
 
     def _builtin_behaviour(self, method: str) -> MethodBehaviour | None:
-        if method.startswith("calling."):
-            return MethodBehaviour(handler=lambda session, params: self.calling.handle(session, method, params))
-        handler: MethodHandler | None = {
-            "messaging.send": self.messaging.send,
-            "signalwire.receive": self._receive,
-            "signalwire.reauthenticate": self._reauthenticate,
-            **self.chat.handlers(),
-        }.get(method) or self.video.methods.get(method)
-        return MethodBehaviour(handler=handler) if handler is not None else None
+        handler = self.methods.get(method)
+        if handler is None:
+            return MethodBehaviour(error={"code": METHOD_NOT_FOUND, "message": f"Method not found: {method}"})
+        return MethodBehaviour(handler=handler)
+
+    def _ping(self, session: ServerSession, params: JSONDict) -> JSONDict:
+        return self._default_result(session, "signalwire.ping", params)
+
+    def _unreceive(self, session: ServerSession, params: JSONDict) -> JSONDict:
+        return self._default_result(session, "signalwire.unreceive", params)
 
     def _receive(self, session: ServerSession, params: JSONDict) -> JSONDict:
         result = self._default_result(session, "signalwire.receive", params)

@@ -39,6 +39,7 @@ SECONDS_PER_DIGIT = 0.3  # a caller pressing keys
 INPUT_DELAY = 0.5  # before the caller starts pressing or speaking
 DEFAULT_INITIAL_TIMEOUT = 5.0  # collect/record with no input
 DETECT_SECONDS = 2.0
+GREETING_SECONDS = 3.0  # an answering machine's greeting, from its MACHINE verdict to its beep
 DEFAULT_DETECT_TIMEOUT = 30.0
 DEFAULT_RING_TIMEOUT = 30.0
 
@@ -109,6 +110,32 @@ NOTICES: Mapping[str, Notice] = MappingProxyType({
 })
 # fmt: on
 
+# Fields the server refuses a command without (besides node_id/call_id), with a 400.
+# fmt: off
+REQUIRED: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "calling.connect":          ("devices",),
+    "calling.send_digits":      ("digits",),
+    "calling.refer":            ("device",),
+    "calling.transfer":         ("dest",),
+    "calling.join_conference":  ("name",),
+    "calling.leave_conference": ("conference_id",),
+    "calling.live_transcribe":  ("action",),
+    "calling.live_translate":   ("action",),
+    "calling.join_room":        ("name",),
+    "calling.queue.enter":      ("queue_name",),
+    "calling.queue.leave":      ("queue_name",),
+    "calling.bind_digit":       ("digits", "bind_method"),
+    "calling.play":             ("play",),
+    "calling.record":           ("record",),
+    "calling.play_and_collect": ("play", "collect"),
+    "calling.detect":           ("detect",),
+    "calling.tap":              ("tap", "device"),
+    "calling.stream":           ("url",),
+    "calling.pay":              ("payment_connector_url",),
+    "calling.send_fax":         ("document",),
+})
+# fmt: on
+
 # How the transcript names what the app did, for commands without their own wording.
 VERBS: Mapping[str, str] = MappingProxyType(
     {
@@ -124,7 +151,6 @@ VERBS: Mapping[str, str] = MappingProxyType(
         "calling.send_fax": "started sending a fax",
         "calling.receive_fax": "started receiving a fax",
         "calling.send_digits": "sent digits",
-        "calling.transfer": "transferred the call",
         "calling.refer": "referred the call",
         "calling.join_conference": "joined a conference",
         "calling.leave_conference": "left a conference",

@@ -97,6 +97,17 @@ class Operation:
 
 
 @dataclass
+class DigitBinding:
+    """A ``calling.bind_digit``: pressing ``digits`` runs ``method`` with ``params``."""
+
+    digits: str
+    method: str
+    params: JSONDict
+    realm: str | None = None
+    triggers_left: int | None = None  # None: no limit
+
+
+@dataclass
 class Leg:
     """One call leg as the simulated network sees it."""
 
@@ -117,7 +128,13 @@ class Leg:
     end_reason: str | None = None
     answered: threading.Event = field(default_factory=threading.Event)
     ended: threading.Event = field(default_factory=threading.Event)
-    silent: bool = False  # a peer leg of calling.connect: no events of its own
+    silent: bool = False  # a ringing peer leg of calling.connect: no events of its own yet
+    connected_party: bool = False  # dialed by calling.connect: when it leaves, the call goes on
+    bindings: list[DigitBinding] = field(default_factory=list)
+    room: str | None = None  # the video room it joined
+    agent: str | None = None  # the AI agent running on it ("ai", "amazon_bedrock"), if any
+    agent_on_hold: bool = False
+    live: set[str] = field(default_factory=set)  # live_transcribe / live_translate running
 
     @property
     def gone(self) -> bool:
@@ -155,10 +172,17 @@ class CallHandle:
     call is over and returns its end reason.
     """
 
-    def __init__(self, leg: Leg, transcript: Transcript, hang_up: Callable[[Leg], None]) -> None:
+    def __init__(
+        self,
+        leg: Leg,
+        transcript: Transcript,
+        hang_up: Callable[[Leg], None],
+        press: Callable[[Leg, str], None],
+    ) -> None:
         self._leg = leg
         self._transcript = transcript
         self._hang_up = hang_up
+        self._press = press
 
     @property
     def call_id(self) -> str:
@@ -209,6 +233,10 @@ class CallHandle:
     def hangup(self) -> None:
         """The caller hangs up."""
         self._hang_up(self._leg)
+
+    def press(self, digits: str) -> None:
+        """The caller presses ``digits`` now; a ``bind_digit`` binding for them runs its method."""
+        self._press(self._leg, digits)
 
     def __repr__(self) -> str:
         return f"<CallHandle {self.call_id} {self.from_number} -> {self.to_number} {self.state}>"

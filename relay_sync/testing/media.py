@@ -34,6 +34,7 @@ JSONDict = dict[str, Any]
 Handler = Callable[[Leg, JSONDict], "Reply | JSONDict"]
 
 CONFIDENCE = 0.93  # of every simulated speech result
+PAUSE_BEHAVIORS = frozenset({"silence", "skip"})
 
 
 def ok(message: str = "OK", **fields: Any) -> JSONDict:
@@ -61,7 +62,7 @@ class MediaOperations:
             "calling.detect": self.detect,
             "calling.collect.start_input_timers": self.start_input_timers,
         }
-        for method in ("calling.play", "calling.record"):
+        for method in ("calling.play", "calling.record", "calling.play_and_collect"):
             table[f"{method}.pause"] = self.pause
             table[f"{method}.resume"] = self.resume
         for method in ("calling.play", "calling.play_and_collect"):
@@ -131,13 +132,18 @@ class MediaOperations:
         operation = self._operation(leg, params)
         if operation is None:
             return refuse("404", "no running operation with this control_id")
+        behavior = params.get("behavior")
+        if behavior is not None and behavior not in PAUSE_BEHAVIORS:
+            return refuse("400", f"pause behavior must be one of {sorted(PAUSE_BEHAVIORS)}, not {behavior!r}")
         if operation.state == "paused":
             return ok("Paused")
+        if operation.method == "calling.play_and_collect" and operation.state != "playing":
+            return ok("Paused")  # the prompt is over: only the collect runs, and it has nothing to pause
         remaining = max(0.0, operation.due - time.monotonic()) / self.net.scheduler.time_factor
         operation.cancel_timer()
         operation.remaining = remaining
         operation.state = "paused"
-        event_type = EVENT_CALL_PLAY if operation.method == "calling.play" else EVENT_CALL_RECORD
+        event_type = EVENT_CALL_RECORD if operation.method == "calling.record" else EVENT_CALL_PLAY
         return Reply(ok("Paused"), self._locked(lambda: self._emit(leg, operation, event_type, {"state": "paused"})))
 
     def resume(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
@@ -146,7 +152,7 @@ class MediaOperations:
             return refuse("404", "no running operation with this control_id")
         if operation.state != "paused":
             return ok("Resumed")
-        playing = operation.method == "calling.play"
+        playing = operation.method != "calling.record"
         operation.state = "playing" if playing else "recording"
         event_type = EVENT_CALL_PLAY if playing else EVENT_CALL_RECORD
 
@@ -264,6 +270,7 @@ class MediaOperations:
         initial_timeout = _seconds(collect.get("initial_timeout"), flows.DEFAULT_INITIAL_TIMEOUT)
 
         def prompt_done() -> None:
+            operation.state = "collecting"
             self._emit(leg, operation, EVENT_CALL_PLAY, {"state": "finished"})
             self._gather(leg, operation, collect, initial_timeout, continuous=False)
 
@@ -373,17 +380,25 @@ class MediaOperations:
         phone = leg.line.phone
         self.net.note(APP, f"started {kind} detection", leg, kind="calling.detect")
 
-        def report(event: str) -> Callable[[], None]:
+        def report(event: str, then: Callable[[], None] | None = None, **details: Any) -> Callable[[], None]:
             def send() -> None:
-                self._end(leg, operation)
+                if then is None:
+                    self._end(leg, operation)
                 self.net.note(NETWORK, f"{kind} detector: {event}", leg)
-                self._emit(leg, operation, EVENT_CALL_DETECT, {"detect": {"type": kind, "params": {"event": event}}})
+                verdict = {"type": kind, "params": {"event": event, **details}}
+                self._emit(leg, operation, EVENT_CALL_DETECT, {"detect": verdict})
+                if then is not None:
+                    self._arm(leg, operation, flows.GREETING_SECONDS, then)
 
             return send
 
         def start() -> None:
-            if kind == "machine":
-                self._arm(leg, operation, flows.DETECT_SECONDS, report("MACHINE" if phone.machine else "HUMAN"))
+            if kind == "machine" and phone.machine:
+                # A machine plays its greeting, then beeps: READY with beep=true is when a message can start.
+                beeped = report("READY", beep=True)
+                self._arm(leg, operation, flows.DETECT_SECONDS, report("MACHINE", then=beeped))
+            elif kind == "machine":
+                self._arm(leg, operation, flows.DETECT_SECONDS, report("HUMAN"))
             elif kind == "fax" and phone.fax:
                 self._arm(leg, operation, flows.DETECT_SECONDS, report("CED"))
             elif kind == "digit" and leg.line.digits:

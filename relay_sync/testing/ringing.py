@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..devices import E164
 from .legs import NETWORK, Leg
 from .network import Network
-
-if TYPE_CHECKING:
-    from typing_extensions import TypeGuard  # typing.TypeGuard needs Python 3.10
 
 log = logging.getLogger(__name__)
 
@@ -25,18 +23,36 @@ JSONDict = dict[str, Any]
 BUSY_SECONDS = 0.5  # simulated seconds before a busy phone rejects the call
 
 
-def valid_devices(devices: Any) -> TypeGuard[list[list[JSONDict]]]:
-    """``[[device, ...], ...]`` with at least one device, each a dict with type and params."""
-    return (
-        isinstance(devices, list)
-        and bool(devices)
-        and all(
-            isinstance(group, list)
-            and bool(group)
-            and all(isinstance(d, dict) and isinstance(d.get("params"), dict) for d in group)
-            for group in devices
-        )
-    )
+def devices_problem(devices: Any) -> str | None:
+    """What the server would refuse in a dial's or connect's ``devices`` (None: nothing):
+    the nesting ``[[device, ...], ...]``, each device's type, and its numbers or addresses."""
+    if not isinstance(devices, list) or not devices or not all(isinstance(g, list) and g for g in devices):
+        return "devices must be a non-empty list of non-empty lists of devices"
+    for group in devices:
+        for device in group:
+            problem = _device_problem(device)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _device_problem(device: Any) -> str | None:
+    if not isinstance(device, dict) or not isinstance(device.get("params"), dict):
+        return "each device is an object with a type and params"
+    kind, params = device.get("type"), device["params"]
+    if kind == "phone":
+        for name in ("to_number", "from_number"):
+            number = params.get(name)
+            if not isinstance(number, str) or not E164.fullmatch(number):
+                return f"phone device {name} must be an E.164 number such as '+15551234567', not {number!r}"
+        return None
+    if kind == "sip":
+        for name in ("to", "from"):
+            address = params.get(name)
+            if not isinstance(address, str) or not address.startswith(("sip:", "sips:")):
+                return f"sip device {name} must be a SIP address such as 'sip:alice@example.com', not {address!r}"
+        return None
+    return f"unknown device type {kind!r} (phone or sip)"
 
 
 def device_number(device: JSONDict) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..constants import EVENT_MESSAGING_RECEIVE, EVENT_MESSAGING_STATE, EVENT_TASK
+from ..devices import E164
 from .legs import APP, NETWORK, PHONE
 from .media import ok, refuse
 from .network import Network
@@ -50,6 +51,9 @@ class MessagingEngine:
         body, media = params.get("body"), params.get("media")
         if not isinstance(to_number, str) or not to_number or not isinstance(from_number, str) or not from_number:
             return refuse("400", "messaging.send needs to_number and from_number")
+        for name, number in (("to_number", to_number), ("from_number", from_number)):
+            if not E164.fullmatch(number):
+                return refuse("400", f"messaging.send: {name} must be an E.164 number such as '+15551234567'")
         if not body and not media:
             return refuse("400", "messaging.send needs a body or media")
         owner = session.protocol
