@@ -22,11 +22,11 @@ import argparse
 import logging
 import sys
 from concurrent.futures import Future, as_completed
-from typing import Any
+from typing import Any, Callable
 
 from emulated_world import client_from_environment, have_credentials, print_transcript
 
-from relay_sync import Call, PlayAction, RelayClient, RelayError, RelayEvent
+from relay_sync import Call, PlayAction, RelayClient, RelayError, RelayEvent, devices
 
 MESSAGE = "Hello from Acme. Your order has shipped and arrives tomorrow. Goodbye."
 DIAL_TIMEOUT = 30.0  # seconds a number may ring
@@ -42,15 +42,12 @@ DEMO_PHONES: dict[str, dict[str, Any]] = {
 }
 
 
-def phone(to_number: str, from_number: str) -> list[list[dict[str, Any]]]:
-    return [[{"type": "phone", "params": {"to_number": to_number, "from_number": from_number}}]]
-
-
 def dial_all(client: RelayClient, numbers: list[str], from_number: str, message: str) -> dict[str, str]:
     """Call every number at once, play ``message`` to each that answers; returns number -> outcome."""
     outcomes = {number: "no outcome" for number in numbers}
     dials: dict[Future[Call], str] = {
-        client.dial_future(phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number for number in numbers
+        client.dial_future(devices.phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number
+        for number in numbers
     }
     plays: dict[Future[RelayEvent], tuple[str, PlayAction]] = {}
     # Each call as soon as it is answered (or fails): start its message, which
@@ -64,7 +61,7 @@ def dial_all(client: RelayClient, numbers: list[str], from_number: str, message:
             print(f"dialer: {number}: not reached ({error.code})", flush=True)
             continue
         print(f"dialer: {number}: answered", flush=True)
-        play = call.play([{"type": "tts", "params": {"text": message}}], on_completed=hang_up)
+        play = call.play_tts(message, on_completed=hang_up(call))
         plays[play.future] = (number, play)
     # Each message as it ends; its call is hung up by then, or about to be.
     for played in as_completed(plays, timeout=PLAY_TIMEOUT):
@@ -77,8 +74,9 @@ def dial_all(client: RelayClient, numbers: list[str], from_number: str, message:
     return outcomes
 
 
-def hang_up(play: PlayAction) -> None:
-    play.call.hangup()
+def hang_up(call: Call) -> Callable[[RelayEvent], Any]:
+    """An on_completed callback: it gets the event that ended the play, then hangs up."""
+    return lambda event: call.hangup()
 
 
 def report(outcomes: dict[str, str]) -> int:

@@ -25,7 +25,7 @@ import threading
 
 from emulated_world import client_from_environment, have_credentials, run_demo
 
-from relay_sync import Message, RelayClient, RelayError
+from relay_sync import Message, RelayClient, RelayError, RelayEvent
 
 ANSWERS = {
     "hours": "We are open Monday to Friday, 9am to 5pm.",
@@ -71,9 +71,11 @@ class SmsBot:
             return
         print(f"bot: reply {reply.message_id} to {message.from_number} accepted", flush=True)
 
-    def on_reply_done(self, reply: Message) -> None:
-        reason = f" ({reply.reason})" if reply.reason else ""
-        print(f"bot: reply to {reply.to_number}: {reply.state}{reason}", flush=True)
+    def on_reply_done(self, outcome: RelayEvent) -> None:
+        """on_completed: gets the message's final state event (delivered, undelivered or failed)."""
+        reason = outcome.params.get("reason")
+        why = f" ({reason})" if reason else ""
+        print(f"bot: reply to {outcome.params.get('to_number')}: {outcome.state}{why}", flush=True)
         self.reply_done()
 
     def reply_done(self) -> None:

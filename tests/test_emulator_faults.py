@@ -184,6 +184,7 @@ def test_sessions_beyond_max_sessions_are_refused(monkeypatch: pytest.MonkeyPatc
 
 def test_a_frame_over_the_size_cap_closes_the_session() -> None:
     with RelayEmulator(max_frame_size=4096) as emulator:
+        emulator.respond("test.small", result={"code": "200", "message": "OK"})
         client = RelayClient(**emulator.client_kwargs(**FAST))
         try:
             client.connect()
@@ -206,6 +207,7 @@ def test_the_emulator_pings_its_clients() -> None:
 
 def test_the_journal_is_bounded() -> None:
     with RelayEmulator(max_journal=40) as emulator, emulator.client(**FAST) as client:
+        emulator.respond("test.noise", result={"code": "200", "message": "OK"})
         for n in range(60):
             client.execute("test.noise", {"n": n})
         assert len(emulator.journal) <= 40 + 40 // 8
