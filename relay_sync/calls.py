@@ -210,8 +210,8 @@ class Call(CallCommands):
 
         def reached(event: RelayEvent) -> bool:
             state = event.state
-            if state == CALL_STATE_ENDED and target != CALL_STATE_ENDING:
-                return state == target
+            if state in (CALL_STATE_ENDING, CALL_STATE_ENDED) and rank < _STATE_ORDER.index(CALL_STATE_ENDING):
+                return False  # it is ending without reaching the target: the ended event fails the wait
             return state in _STATE_ORDER and _STATE_ORDER.index(state) >= rank
 
         waiter = _Waiter(EVENT_CALL_STATE)
