@@ -478,3 +478,53 @@ def test_a_relay_event_can_be_built_without_params() -> None:
 
     assert event.params == {}
     assert event.timestamp is None
+
+
+# -- parity with the async SDK's event classes -----------------------------------------
+
+
+@pytest.mark.parametrize("event_class", ALL_CLASSES)
+def test_every_class_has_from_payload_giving_that_class(event_class: type[RelayEvent]) -> None:
+    params = {"call_id": "call-1", "control_id": "ctl-1"}
+    event = event_class.from_payload({"event_type": "x.y", "params": params, "timestamp": 12.5})
+    assert type(event) is event_class and event.event_type == "x.y" and event.timestamp == 12.5
+    if event_class is not TaskEvent:
+        assert event.params is params and event.call_id == "call-1"
+    assert type(event_class.from_payload("garbage")) is event_class  # type: ignore[arg-type]
+
+
+def test_the_events_own_timestamp_wins_over_the_envelopes() -> None:
+    event = parse_event(envelope("calling.call.play", {"state": "playing", "timestamp": 1700000001.25}, timestamp=9.0))
+    assert event.timestamp == 1700000001.25
+    assert parse_event(envelope("calling.call.play", {"timestamp": "soon"}, timestamp=9.0)).timestamp == 9.0
+
+
+def test_record_event_reads_the_nested_record_first() -> None:
+    record = {"audio": {"format": "mp3"}, "url": "https://x/nested.mp3", "duration": 7.5, "size": 4096}
+    params = {"control_id": "r1", "state": "finished", "record": record, "url": "https://x/top.mp3", "duration": 1}
+    event = parse_event(envelope("calling.call.record", params))
+    assert isinstance(event, RecordEvent)
+    assert event.record == record
+    assert (event.url, event.duration, event.size) == ("https://x/nested.mp3", 7.5, 4096)
+    flat = parse_event(envelope("calling.call.record", {"record": {"audio": {}}, "url": "https://x/top.mp3"}))
+    assert isinstance(flat, RecordEvent) and flat.url == "https://x/top.mp3" and flat.duration is None
+
+
+def test_the_async_sdks_extra_fields() -> None:
+    receive = parse_event(envelope("calling.call.receive", {"call_id": "c", "project_id": "p-1"}))
+    assert isinstance(receive, CallReceiveEvent) and receive.project_id == "p-1"
+    queue_event = parse_event(
+        envelope("calling.call.queue", {"status": "entered", "id": "q-9", "name": "support", "position": 2, "size": 5})
+    )
+    assert isinstance(queue_event, QueueEvent)
+    assert (queue_event.status, queue_event.queue_id, queue_event.queue_name) == ("entered", "q-9", "support")
+    assert (queue_event.position, queue_event.size) == (2, 5)
+    named = parse_event(envelope("calling.call.queue", {"queue_id": "q-1", "queue_name": "sales"}))
+    assert isinstance(named, QueueEvent) and (named.queue_id, named.queue_name) == ("q-1", "sales")
+    transcribe = parse_event(
+        envelope("calling.call.transcribe", {"state": "finished", "recording_id": "rec-1", "duration": 3, "size": 10})
+    )
+    assert isinstance(transcribe, TranscribeEvent)
+    assert (transcribe.recording_id, transcribe.duration, transcribe.size) == ("rec-1", 3.0, 10)
+    conference = parse_event(envelope("calling.conference", {"status": "joined", "name": "standup"}))
+    assert isinstance(conference, ConferenceEvent) and conference.status == "joined"

@@ -35,7 +35,9 @@ MAX_BINDINGS = 100  # per call: a runaway loop of bind_digit must not grow a leg
 
 
 class CallFeatures:
-    """The handlers, keyed by method (see :meth:`handlers`)."""
+    """The handlers, keyed by method (see :meth:`handlers`). A command that does not fit the
+    call's state (nothing to stop, no agent, no room) gets 409: a 404 would tell the SDK
+    that the call itself is gone."""
 
     def __init__(self, net: Network, run_command: RunCommand, end_leg: EndLeg, known: Callable[[str], bool]) -> None:
         self.net = net
@@ -78,7 +80,7 @@ class CallFeatures:
             if verb == "start":
                 leg.live.add(what)
             elif what not in leg.live:
-                return refuse("404", f"no live {what} is running on this call")
+                return refuse("409", f"no live {what} is running on this call")
             else:
                 leg.live.discard(what)
             self.net.note(APP, f"{'started' if verb == 'start' else 'stopped'} live {what}", leg)
@@ -97,7 +99,7 @@ class CallFeatures:
 
     def ai_message(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         if not self._has_agent(leg):
-            return refuse("404", "no AI agent is running on this call")
+            return refuse("409", "no AI agent is running on this call")
         text = params.get("message_text")
         if not isinstance(text, str) and not isinstance(params.get("reset"), dict):
             return refuse("400", "calling.ai_message needs message_text (or reset)")
@@ -107,7 +109,7 @@ class CallFeatures:
     def _ai_hold(self, hold: bool) -> Handler:
         def ai_hold(leg: Leg, params: JSONDict) -> Reply | JSONDict:
             if not self._has_agent(leg):
-                return refuse("404", "no AI agent is running on this call")
+                return refuse("409", "no AI agent is running on this call")
             leg.agent_on_hold = hold
             self.net.note(APP, "put the AI agent on hold" if hold else "took the AI agent off hold", leg)
             return ok("On hold" if hold else "Resumed")
@@ -133,7 +135,7 @@ class CallFeatures:
 
     def leave_room(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         if leg.room is None:
-            return refuse("404", "the call is not in a video room")
+            return refuse("409", "the call is not in a video room")
         self.net.note(APP, f"left video room {leg.room!r}", leg, kind="calling.leave_room")
         leg.room = None
         return ok("Left")
