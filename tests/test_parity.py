@@ -268,7 +268,8 @@ def test_state_waits_return_at_once_when_reached_and_wait_otherwise(
         # Whether the waiter registered before the hangup or after, it returns the ending.
         call.hangup()
         assert ending.result(WAIT).state in ("ending", "ended")
-    assert call.wait_for_ending(timeout=0.01).state == "ended"
+    call.wait_for_ended(timeout=WAIT)
+    assert call.wait_for_ending(timeout=0.01).state == "ended"  # past ending: at once
 
 
 def test_wait_for_answered_blocks_until_answered_and_fails_when_the_call_ends(
