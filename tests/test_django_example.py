@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -172,3 +174,30 @@ def test_without_credentials_the_project_runs_on_an_emulator_of_its_own(
             django_project.shutdown()
     assert django_project.emulator is None
     assert relay_threads() == [], "the example's client left threads running"
+
+
+def test_healthz_follows_the_relay_link(django_client: Any, emulator: RelayEmulator) -> None:
+    reply = django_client.get("/healthz")  # the first probe connects the client
+    assert reply.status_code == 200
+    assert reply.json()["healthy"] is True and reply.json()["state"] == "connected"
+
+    emulator.pause_logins()
+    emulator.drop_sessions()
+    emulator.wait_for_request("signalwire.connect", count=2)  # logging in again, held by the server
+    reply = django_client.get("/healthz")
+    assert reply.status_code == 503
+    assert reply.json()["healthy"] is False and reply.json()["state"] == "reconnecting"
+
+    emulator.resume_logins()
+    deadline = time.monotonic() + 10
+    pause = threading.Event()
+    while reply.status_code != 200 and time.monotonic() < deadline:  # a probe has nothing to block on
+        pause.wait(0.02)
+        reply = django_client.get("/healthz")
+    assert reply.status_code == 200 and reply.json()["reconnects"] == 1
+
+
+def test_healthz_is_503_while_relay_refuses_the_credentials(django_client: Any, emulator: RelayEmulator) -> None:
+    emulator.reject_logins = True
+    reply = django_client.get("/healthz")
+    assert reply.status_code == 503 and reply.json()["healthy"] is False

@@ -12,6 +12,7 @@ import os
 import select
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -282,3 +283,39 @@ def test_without_credentials_the_app_runs_on_an_emulator_of_its_own(monkeypatch:
         relay.close()
     assert relay.emulator is None
     assert relay_threads() == [], "the example's client left threads running"
+
+
+def wait_for_status(http: Any, path: str, status: int, timeout: float = 10.0) -> Any:
+    """GET ``path`` until it answers ``status``: a probe has nothing to block on, so ask again."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        reply = http.get(path)
+        if reply.status_code == status or time.monotonic() > deadline:
+            return reply
+        pause.wait(0.02)
+
+
+def test_healthz_follows_the_relay_link(server: RelayTestServer, app: Any) -> None:
+    http = app.test_client()
+    reply = http.get("/healthz")  # the first probe connects the client
+    assert reply.status_code == 200
+    assert reply.get_json()["healthy"] is True and reply.get_json()["state"] == "connected"
+
+    server.pause_logins()
+    server.session().drop()
+    server.wait_for_request("signalwire.connect", count=2)  # logging in again, held by the server
+    reply = http.get("/healthz")
+    assert reply.status_code == 503
+    assert reply.get_json()["healthy"] is False and reply.get_json()["state"] == "reconnecting"
+
+    server.resume_logins()
+    reply = wait_for_status(http, "/healthz", 200)
+    assert reply.status_code == 200 and reply.get_json()["reconnects"] == 1
+
+
+def test_healthz_is_503_while_relay_refuses_the_credentials(server: RelayTestServer, app: Any) -> None:
+    server.reject_logins = True
+    reply = app.test_client().get("/healthz")
+    assert reply.status_code == 503
+    assert reply.get_json()["healthy"] is False and "Authentication failed" in reply.get_json()["error"]

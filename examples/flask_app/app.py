@@ -20,6 +20,7 @@ Run it with your space's credentials::
          -d '{"order": 42}'
     curl -X POST localhost:5000/alerts/ops -H 'Content-Type: application/json' \\
          -d '{"level": "warning", "text": "disk 90% full"}'
+    curl localhost:5000/healthz     # 200 while the RELAY link is up, else 503
 
 Without credentials the first request starts relay_sync's RELAY emulator in
 the process and the views talk to its simulated phones (``app.extensions
@@ -213,6 +214,23 @@ def create_app(**client_options: Any) -> Flask:
         except RelayError as error:
             return jsonify(error=str(error)), 502
         return jsonify(published=True, channel=channel), 200
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        """Readiness for a load balancer or a Kubernetes ``readinessProbe``: 200 while
+        the RELAY link is up and the server was heard from recently, else 503.
+
+        The first probe creates and connects the client, so a new process is ready
+        once it reached RELAY, not only after its first real request.
+        """
+        try:
+            client = relay.get()
+        except RelayError as error:
+            return jsonify(healthy=False, error=str(error)), 503
+        healthy = client.healthy()
+        stats = client.stats()
+        body = {key: stats[key] for key in ("state", "reconnects", "backlog", "last_rtt_ms")}
+        return jsonify(healthy=healthy, **body), 200 if healthy else 503
 
     return app
 

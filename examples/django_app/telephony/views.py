@@ -15,7 +15,7 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from relay_sync import Call, RelayError
 
@@ -92,3 +92,19 @@ def deliver_task(request: HttpRequest, context: str) -> JsonResponse:
     except RelayError as error:  # RestError is a RelayError
         return JsonResponse({"error": str(error)}, status=502)
     return JsonResponse({"delivered": True, "context": context}, status=202)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Readiness for a load balancer or a Kubernetes ``readinessProbe``: 200 while
+    the RELAY link is up and the server was heard from recently, else 503. The
+    first probe creates and connects the client, so a new process is ready once it
+    reached RELAY."""
+    try:
+        client = get_client()
+    except RelayError as error:
+        return JsonResponse({"healthy": False, "error": str(error)}, status=503)
+    healthy = client.healthy()
+    stats = client.stats()
+    body = {key: stats[key] for key in ("state", "reconnects", "backlog", "last_rtt_ms")}
+    return JsonResponse({"healthy": healthy, **body}, status=200 if healthy else 503)
