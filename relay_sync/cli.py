@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
-import os
 import secrets
 import signal
 import sys
@@ -32,13 +31,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ._version import __version__
 from .client import RelayClient
-from .config import ENV_JWT, ENV_PROJECT, ENV_SPACE, ENV_TOKEN
+from .config import ENV_JWT, ENV_PROJECT, ENV_SPACE, ENV_TOKEN, env_value, validate_host
 from .errors import AuthenticationError, RelayError
 
 if TYPE_CHECKING:
     from .testing.emulator import RelayEmulator
 
-log = logging.getLogger(__name__)
 
 PROG = "relay-sync"
 EXIT_FAILURE = 1
@@ -63,12 +61,14 @@ def _prompt(name: str, question: str, *, secret: bool) -> str:
 
 def client_from_environment(**options: Any) -> RelayClient:
     """A RelayClient for the space in the environment, asking for what is missing (without echo)."""
-    space = os.environ.get(ENV_SPACE) or _prompt(ENV_SPACE, "SignalWire space (example.signalwire.com)", secret=False)
-    jwt_token = os.environ.get(ENV_JWT) or None
+    # In the order a newcomer fixes them: first where to connect, then the credentials.
+    space = env_value(ENV_SPACE) or _prompt(ENV_SPACE, "SignalWire space (example.signalwire.com)", secret=False)
+    validate_host(space, what=ENV_SPACE)
+    jwt_token = env_value(ENV_JWT)
     project = token = None
     if jwt_token is None:
-        project = os.environ.get(ENV_PROJECT) or _prompt(ENV_PROJECT, "Project ID", secret=True)
-        token = os.environ.get(ENV_TOKEN) or _prompt(ENV_TOKEN, "API token", secret=True)
+        project = env_value(ENV_PROJECT) or _prompt(ENV_PROJECT, "Project ID", secret=True)
+        token = env_value(ENV_TOKEN) or _prompt(ENV_TOKEN, "API token", secret=True)
     return RelayClient(project=project, token=token, jwt_token=jwt_token, host=space, **options)
 
 
@@ -219,8 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.set_defaults(run=cmd_emulator)
 
     send_sms = commands.add_parser("send-sms", help="send an SMS and wait until it is delivered")
-    send_sms.add_argument("--to", required=True, help="destination number, +15551234567")
-    send_sms.add_argument("--from", dest="from_", required=True, help="one of your numbers")
+    send_sms.add_argument("--to", metavar="NUMBER", required=True, help="destination number, +15551234567")
+    send_sms.add_argument("--from", dest="from_", metavar="NUMBER", required=True, help="one of your numbers")
     send_sms.add_argument("--body", required=True, help="the text")
     send_sms.add_argument("--context", default=None, help="context for the message's state events")
     send_sms.add_argument("--timeout", type=_positive, default=30.0, help="seconds to wait for delivery (30)")
@@ -228,8 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     send_sms.set_defaults(run=cmd_send_sms)
 
     dial = commands.add_parser("dial", help="call a number, optionally speak a text, hang up")
-    dial.add_argument("--to", required=True, help="number to call, +15551234567")
-    dial.add_argument("--from", dest="from_", required=True, help="one of your numbers")
+    dial.add_argument("--to", metavar="NUMBER", required=True, help="number to call, +15551234567")
+    dial.add_argument("--from", dest="from_", metavar="NUMBER", required=True, help="one of your numbers")
     dial.add_argument("--play", metavar="TEXT", default=None, help="text to speak once answered")
     dial.add_argument("--timeout", type=_positive, default=60.0, help="seconds to wait for an answer (60)")
     dial.set_defaults(run=cmd_dial)

@@ -67,8 +67,9 @@ class _ConnectionSlots:
             if self._in_use >= limit:
                 raise RelayError(
                     "too_many_connections",
-                    f"{self._in_use} RelayClient(s) already connected in this process; "
-                    "set RELAY_MAX_CONNECTIONS to allow more",
+                    f"{self._in_use} RelayClient(s) already connected in this process "
+                    f"(RELAY_MAX_CONNECTIONS={limit}); disconnect() the other client first, "
+                    "or set RELAY_MAX_CONNECTIONS to allow more",
                 )
             self._in_use += 1
 
@@ -104,6 +105,12 @@ class RelayClient:
     Constructing a client opens nothing; ``connect()`` (or ``run()``, or a
     ``with`` block) does.
 
+    :param project: the project id (``SIGNALWIRE_PROJECT_ID``); with ``token``.
+    :param token: the project's API token (``SIGNALWIRE_API_TOKEN``).
+    :param jwt_token: a JWT to log in with instead of ``project`` and ``token``
+        (``SIGNALWIRE_JWT_TOKEN``); see ``jwt_refresher``.
+    :param host: the space's host name, with an optional ``:port`` and never a URL
+        (``SIGNALWIRE_SPACE``, default ``relay.signalwire.com``).
     :param contexts: contexts whose inbound calls, messages and tasks this client receives.
     :param max_active_calls: inbound calls handled at once (``RELAY_MAX_ACTIVE_CALLS``,
         default 1000); further calls are handed back to RELAY with ``calling.pass``.

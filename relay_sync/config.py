@@ -108,9 +108,9 @@ def resolve_config(
     ca_file: str | None = None,
     proxy: str | None = None,
 ) -> ClientConfig:
-    project = project or os.environ.get(ENV_PROJECT) or None
-    token = token or os.environ.get(ENV_TOKEN) or None
-    jwt_token = jwt_token or os.environ.get(ENV_JWT) or None
+    project = project or env_value(ENV_PROJECT)
+    token = token or env_value(ENV_TOKEN)
+    jwt_token = jwt_token or env_value(ENV_JWT)
     if not jwt_token:
         if not project:
             raise ValueError(
@@ -119,7 +119,11 @@ def resolve_config(
         if not token:
             raise ValueError(f"token is required: pass token=... or set {ENV_TOKEN} (or use jwt_token / {ENV_JWT})")
 
-    host = validate_host(host or os.environ.get(ENV_SPACE) or DEFAULT_HOST)
+    if host:
+        host = validate_host(host)
+    else:
+        space = env_value(ENV_SPACE)
+        host = validate_host(space, what=ENV_SPACE) if space else DEFAULT_HOST
     if scheme is None:  # a local emulator speaks plain ws; anything else must be TLS
         scheme = "ws" if is_loopback_host(host) else "wss"
     if scheme not in ("wss", "ws"):
@@ -152,7 +156,7 @@ def resolve_config(
 
 def resolve_ca_file(ca_file: str | None) -> str | None:
     """A CA bundle (PEM) to verify the server with, from the argument or ``SIGNALWIRE_RELAY_CA_FILE``."""
-    path = ca_file or os.environ.get(ENV_CA_FILE) or None
+    path = ca_file or env_value(ENV_CA_FILE)
     if path is not None and not os.path.isfile(path):
         raise ValueError(f"ca_file {path!r} (or {ENV_CA_FILE}) is not a readable file")
     return path
@@ -171,20 +175,27 @@ def parse_proxy(url: str) -> ProxySettings:
     return ProxySettings(url=url, host=parsed.hostname, port=port, auth=auth)
 
 
-def validate_host(host: str) -> str:
-    """A hostname with an optional ``:port``; anything URL-like is refused."""
+def env_value(name: str) -> str | None:
+    """An environment variable with surrounding whitespace removed (a pasted value
+    often ends in a space or a newline); None when unset or blank."""
+    return os.environ.get(name, "").strip() or None
+
+
+def validate_host(host: str, *, what: str = "host") -> str:
+    """A hostname with an optional ``:port``; anything URL-like is refused.
+    ``what`` names the setting in the error (``SIGNALWIRE_SPACE`` when it came from there)."""
     if not isinstance(host, str) or not host.strip():
-        raise ValueError("host must be a non-empty hostname such as 'example.signalwire.com'")
+        raise ValueError(f"{what} must be a non-empty hostname such as 'example.signalwire.com'")
     bad = sorted(_FORBIDDEN_HOST_CHARS.intersection(host))
     if bad:
         raise ValueError(
-            f"host must be a hostname with an optional ':port', not a URL: {host!r} contains {''.join(bad)!r}"
+            f"{what} must be a hostname with an optional ':port', not a URL: {host!r} contains {''.join(bad)!r}"
         )
     name, port = split_host_port(host)
     if port is not None and not (port.isdigit() and 0 < int(port) < 65536):
-        raise ValueError(f"host {host!r} has an invalid port {port!r}")
+        raise ValueError(f"{what} {host!r} has an invalid port {port!r}")
     if not name:
-        raise ValueError(f"host {host!r} has no hostname")
+        raise ValueError(f"{what} {host!r} has no hostname")
     return host
 
 

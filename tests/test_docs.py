@@ -204,5 +204,5 @@ def test_the_docs_build_without_warnings_and_cover_the_api(tmp_path: Path) -> No
     assert missing == [], f"not in the API reference: {missing}"
     for page in ("quickstart", "concepts", "migrating", "api", "performance", "reliability", "examples", "protocol_video"):
         assert (html / f"{page}.html").is_file(), page
-    for guide in ("flask", "django", "jupyter", "prefork", "testing", "jwt", "proxies", "video"):
+    for guide in ("flask", "django", "jupyter", "prefork", "testing", "jwt", "proxies", "video", "operations"):
         assert (html / "guides" / f"{guide}.html").is_file(), guide

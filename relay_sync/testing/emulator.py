@@ -226,7 +226,8 @@ class RelayEmulator(RelayTestServer):
 
     @property
     def transcript(self) -> list[TranscriptEntry]:
-        """Everything that happened on the simulated network, oldest first."""
+        """Everything that happened on the simulated network, oldest first, as
+        :class:`TranscriptEntry` objects; ``str(entry)`` is a readable line."""
         return self.network.transcript.entries()
 
     def on_transcript(self, listener: Callable[[TranscriptEntry], None]) -> None:

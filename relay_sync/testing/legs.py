@@ -31,7 +31,13 @@ MAX_TRANSCRIPT = 10_000
 
 @dataclass(frozen=True)
 class TranscriptEntry:
-    """One line of a transcript: ``at`` seconds after the emulator started."""
+    """One line of a transcript: ``at`` seconds after the emulator started, which
+    ``actor`` (``app``, ``phone`` or ``network``) did what (``text``).
+
+    Not a ``str``: ``str(entry)`` is the readable line, for example
+    ``[  1.250] phone   pressed 1``. Print a whole transcript with
+    ``print("\\n".join(map(str, emulator.transcript)))``.
+    """
 
     at: float
     actor: str

@@ -18,7 +18,7 @@ Fixtures:
 ``relay_environment``
     Sets ``SIGNALWIRE_PROJECT_ID``, ``SIGNALWIRE_API_TOKEN`` and
     ``SIGNALWIRE_SPACE`` to the emulator's for the test, for code that
-    builds its own client from the environment (it must pass ``scheme="ws"``).
+    builds its own client from the environment (the loopback host gets plain ws by itself).
 
 A test for your handler, in a few lines::
 
@@ -60,8 +60,9 @@ def relay_emulator_options() -> dict[str, Any]:
 def relay_emulator(relay_emulator_options: dict[str, Any]) -> Iterator[RelayEmulator]:
     """A started RELAY emulator on 127.0.0.1 (stopped after the test)."""
     # Imported here, not at the top: pytest loads this plugin in every
-    # environment relay-sync is installed in, with or without websockets.
-    from .emulator import RelayEmulator
+    # environment relay-sync is installed in, with or without websockets. Through
+    # the package, whose import names the extra to install when websockets is missing.
+    from . import RelayEmulator
 
     options = {"time_factor": PLUGIN_TIME_FACTOR, **relay_emulator_options}
     with RelayEmulator(**options) as emulator:
