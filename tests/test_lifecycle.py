@@ -262,3 +262,32 @@ def test_hooks_must_be_callable(make_client: MakeClient) -> None:
     client = make_client(connect=False)
     with pytest.raises(TypeError, match="on_connected"):
         client.on_connected("not a function")  # type: ignore[type-var]
+
+
+def test_a_long_outage_logs_state_changes_and_summaries_not_every_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("relay_sync.lifecycle.SUMMARY_INTERVAL", 0.5)  # a minute, in production
+    server = RelayTestServer().start()
+    client = RelayClient(**server.client_kwargs(reconnect_backoff=(0.01, 0.02)))
+    attempts = threading.Semaphore(0)
+    client.on_reconnecting(lambda attempt, delay: attempts.release())
+    try:
+        with LogWatcher("relay_sync") as log:
+            client.connect()
+            server.stop()  # down for good: every attempt is refused
+            for _ in range(40):
+                assert attempts.acquire(timeout=10)
+            log.wait_for("still reconnecting")
+            records = [r for r in log.records if r.levelno >= logging.INFO]
+    finally:
+        client.disconnect()
+        server.stop()
+    lines = [r.getMessage() for r in records]
+    lost = next(n for n, line in enumerate(lines) if line.startswith("connection lost"))
+    during_outage = records[lost:]
+    summaries = [r for r in during_outage if r.getMessage().startswith("still reconnecting")]
+    others = [r.getMessage() for r in during_outage if r not in summaries]
+    # 40+ attempts, yet besides the summaries only the loss and the first failure were logged...
+    assert len(others) == 2 and "reconnect attempt failed" in others[1], others
+    # ...and the summaries come no oftener than their interval.
+    times = [r.created for r in summaries]
+    assert all(later - earlier >= 0.45 for earlier, later in zip(times, times[1:])), times
