@@ -81,8 +81,10 @@ class Lifecycle(LinkObserver):
         self._last_summary = 0.0
 
     def after_fork(self, handler_pool: HandlerPool) -> None:
+        """In a forked child: the hooks stay; the counts start again, as the child's stats do."""
         self._runner = OrderedRunner(handler_pool, "the lifecycle hooks")
         self._lock = threading.Lock()
+        self._connects = self._reconnects = 0
         self._outage_started = None
 
     # -- registration (any thread) ---------------------------------------------

@@ -118,3 +118,33 @@ def test_unconnected_client_stays_unconnected_in_the_child(make_client: Callable
     report = run_in_child(child)
     assert report["raised"] == "RelayError" and "connect()" in report["message"]
 
+
+
+def test_a_forked_child_counts_its_own_connection_and_runs_the_hooks(
+    server: RelayTestServer, make_client: Callable[..., RelayClient]
+) -> None:
+    client = make_client(connect=False)
+    connected = threading.Event()
+    client.on_connected(lambda resumed: connected.set())
+    client.connect()
+    client.execute("in.parent", {})
+    assert connected.wait(timeout=5)
+
+    def child() -> dict:
+        connected.clear()
+        before = client.stats()
+        client.execute("from.child", {})
+        report = {
+            "before": [before["state"], before["connects"], before["requests_sent"]],
+            "after": [client.state, client.stats()["connects"], client.stats()["requests_sent"]],
+            "hook_ran": connected.wait(timeout=5),
+        }
+        client.disconnect()
+        return report
+
+    report = run_in_child(child)
+    assert "error" not in report, report
+    assert report["before"] == ["disconnected", 0, 0]  # nothing of the parent's counts
+    assert report["after"] == ["connected", 1, 1]
+    assert report["hook_ran"] is True
+    assert client.stats()["connects"] == 1 and client.healthy()  # the parent is untouched
