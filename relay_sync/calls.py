@@ -303,6 +303,11 @@ class Call(CallCommands):
                 event: RelayEvent = item
                 return event
 
+    def _still_up(self) -> bool:
+        """Not ended or ending, and still this client's (not passed, client not closed)."""
+        with self._lock:
+            return self._detached is None and self._ended_event is None and self._state not in (CALL_STATE_ENDING, CALL_STATE_ENDED)
+
     def wait_for_ended(self, timeout: float | None = None) -> RelayEvent:
         """Block until the call ends; returns its ``ended`` state event."""
         event: RelayEvent = wait_result(self.ended, timeout, f"call {self.call_id}")
@@ -462,17 +467,32 @@ class Call(CallCommands):
         fail(self.ended, error)
 
 
+def _hang_up_orphaned(call: Call) -> None:
+    try:
+        call.hangup()
+    except RelayError as error:
+        log.warning("could not hang up call %r after its handler raised: %r", call.call_id, error)
+
+
 class CallingService:
     """The client's live calls: routes ``calling.*`` events, runs ``on_call``
     handlers on the handler pool, passes inbound calls beyond
-    ``max_active_calls`` back to routing, and places outbound dials."""
+    ``max_active_calls`` back to routing, and places outbound dials.
+
+    An inbound call holds one of the ``max_active_calls`` slots from the moment
+    it is handed to its handler until both the call has left the table and the
+    handler has returned: a handler doing post-call work still counts, and so
+    does a call whose handler returned early.
+    """
 
     def __init__(self, client: RelayClient) -> None:
         self.client = client
-        # _lock guards the call table, the set of active inbound calls and _closed.
+        # _lock guards the call table, the slot sets below and _closed.
         self._lock = threading.Lock()
         self._calls: dict[str, Call] = {}
-        self._inbound: set[str] = set()
+        self._inbound: set[str] = set()  # inbound calls in the table
+        self._handling: set[str] = set()  # calls whose on_call handler is running
+        self._slots: set[str] = set()  # _inbound | _handling: what counts against max_active_calls
         self._handler: CallHandler | None = None
         self._closed = False
         self._passed = 0  # inbound calls handed back to routing for want of capacity
@@ -484,6 +504,8 @@ class CallingService:
         self._lock = threading.Lock()
         self._calls = {}
         self._inbound = set()
+        self._handling = set()
+        self._slots = set()
         self._closed = False
         self._dialer = Dialer(self)
 
@@ -494,13 +516,23 @@ class CallingService:
 
     @property
     def passed_count(self) -> int:
-        """Inbound calls passed back to routing because ``max_active_calls`` were busy."""
+        """Inbound calls passed back to routing: ``max_active_calls`` busy, or no handler thread free."""
         return self._passed
 
     @property
     def active_inbound(self) -> int:
-        """Inbound calls counted against ``max_active_calls``."""
+        """Inbound calls in the table."""
         return len(self._inbound)
+
+    @property
+    def handlers_busy(self) -> int:
+        """``on_call`` handlers running now (some may outlive their call)."""
+        return len(self._handling)
+
+    @property
+    def slots_in_use(self) -> int:
+        """Inbound calls counted against ``max_active_calls``: live, or with their handler still running."""
+        return len(self._slots)
 
     # -- public entry points (RelayClient delegates here) ---------------------
 
@@ -589,20 +621,35 @@ class CallingService:
             if call_id in self._calls:
                 log.debug("ignoring a repeated calling.call.receive for call %s", call_id)
                 return
-            over_capacity = len(self._inbound) >= limit
-            if over_capacity:
+            in_use = len(self._slots)
+            if in_use >= limit:
                 self._passed += 1
             else:
                 self._calls[call_id] = call
                 self._inbound.add(call_id)
-        if over_capacity:
-            log.warning("inbound call %r passed back to routing: %d calls active (max_active_calls)", call_id, limit)
+                self._handling.add(call_id)
+                self._slots.add(call_id)
+        if in_use >= limit:
+            log.warning(
+                "inbound call %r passed back to routing: %d of max_active_calls=%d slots busy", call_id, in_use, limit
+            )
             self._pass_back(call)
             return
+        # A call must never sit in a queue unanswered: hand it over only if a
+        # handler thread can take it now (other work may be holding them all).
         try:
-            self.client._handler_pool.run(self._run_handler, handler, call)
+            started = self.client._handler_pool.run_now(self._run_handler, handler, call)
         except RuntimeError:  # the pool is shut down: the client is closing
             log.debug("on_call handler for call %s not run: the client is closed", call_id)
+            self._handler_done(call)
+            return
+        if not started:
+            self._handler_done(call)
+            self._forget(call)
+            with self._lock:
+                self._passed += 1
+            log.warning("inbound call %r passed back to routing: every handler thread is busy", call_id)
+            self._pass_back(call)
 
     def _pass_back(self, call: Call) -> None:
         """Send ``calling.pass`` without waiting (we are on the I/O thread); log a failure."""
@@ -619,12 +666,32 @@ class CallingService:
 
         pending.future.add_done_callback(log_failure)
 
-    @staticmethod
-    def _run_handler(handler: CallHandler, call: Call) -> None:
+    def _run_handler(self, handler: CallHandler, call: Call) -> None:
+        """Handler thread: run the user's handler; its slot is free once it returned.
+
+        Nobody is left to drive a call whose handler raised: it is hung up rather
+        than left with the caller in silence (hosted platforms do the same when an
+        app errors)."""
         try:
             handler(call)
         except Exception:  # user code: log it; the client and the other calls go on
-            log.exception("on_call handler %r raised for call %r", getattr(handler, "__name__", handler), call.call_id)
+            still_up = call._still_up()
+            log.exception(
+                "on_call handler %r raised for call %r%s",
+                getattr(handler, "__name__", handler),
+                call.call_id,
+                "; hanging the call up" if still_up else "",
+            )
+            if still_up:
+                _hang_up_orphaned(call)
+        finally:
+            self._handler_done(call)
+
+    def _handler_done(self, call: Call) -> None:
+        with self._lock:
+            self._handling.discard(call.call_id)
+            if call.call_id not in self._inbound:
+                self._slots.discard(call.call_id)
 
     # -- the call table ----------------------------------------------------------
 
@@ -653,6 +720,8 @@ class CallingService:
             if self._calls.get(call.call_id) is call:
                 del self._calls[call.call_id]
                 self._inbound.discard(call.call_id)
+                if call.call_id not in self._handling:
+                    self._slots.discard(call.call_id)
 
     def close(self, error: RelayError) -> None:
         """The client closed: fail every dial, action and wait still pending."""
@@ -676,6 +745,7 @@ class CallingService:
             calls = list(self._calls.values())
             self._calls.clear()
             self._inbound.clear()
+            self._slots = set(self._handling)  # handlers still running keep their slots
         self._dialer.close(error)
         for call in calls:
             call._detach(error)

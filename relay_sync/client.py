@@ -31,7 +31,7 @@ from .jwt_renewal import JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
 from .ordered import OrderedRunner
-from .pool import HandlerPool
+from .pool import HandlerPool, abandon_all_pools
 from .pubsub import PubSubService
 from .rpc import JSONDict, PendingRequest
 from .stats import LatencyHistogram
@@ -95,6 +95,31 @@ def _reset_clients_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_clients_after_fork)
+
+
+def _close_clients_at_exit() -> None:
+    """The main thread has finished. Once the application's own threads have
+    finished too, close every client: waits in handlers (``call.wait_for_ended()``,
+    ``action.wait()``...) fail with ``ClientClosedError``, so the handlers unwind
+    and the pool's exit hook, which runs next, can join them. Without this a
+    handler blocked in such a wait kept the process alive for ever."""
+    try:
+        current = threading.current_thread()
+        for thread in threading.enumerate():
+            if thread is not current and not thread.daemon:  # the application's threads (ours are daemons)
+                thread.join()
+        clients = [client for client in list(_live_clients) if not client._closed]
+        if clients:
+            log.info("interpreter exit: closing %d RelayClient(s)", len(clients))
+        for client in clients:
+            client.disconnect()
+    except KeyboardInterrupt:  # Ctrl-C while a handler holds the exit up: stop now, quietly
+        log.warning("interrupted at exit: handlers still running are left behind")
+        abandon_all_pools()
+
+
+# Registered after the pool's own exit hook, so it runs before it (they run last first).
+threading._register_atexit(_close_clients_at_exit)  # type: ignore[attr-defined]
 
 
 class RelayClient:
@@ -174,7 +199,7 @@ class RelayClient:
         self._reconnect_after_fork = False
         self._fatal: RelayError | None = None
         self._stop_signal = StopSignal()
-        self._handler_pool = _new_handler_pool(self._config.max_active_calls)
+        self._handler_pool = _new_handler_pool(self._config.max_active_calls, self._handler_thread_exited)
         self._lifecycle = Lifecycle(self._handler_pool)
         self._event_routes: dict[str, EventRoute] = {}
         self._close_hooks: list[Callable[[RelayError], None]] = []
@@ -295,7 +320,7 @@ class RelayClient:
         the wire, awaiting their answer) and ``backlog`` (queued until the link is
         back); ``active_calls`` (calls this client holds) and ``calls_passed``
         (inbound calls handed back to routing because ``max_active_calls`` were
-        busy); ``handlers_busy`` and ``handler_threads`` of the handler pool;
+        busy or no handler thread was free); ``handlers_busy`` and ``handler_threads`` of the handler pool;
         ``last_rtt_ms`` (the latest answer's round trip, ``None`` before one);
         ``request_latency``: every answer's round trip as histogram buckets
         (``{"buckets": [(upper_bound_seconds, cumulative_count), ...], "count", "sum"}``,
@@ -379,7 +404,11 @@ class RelayClient:
         thread the client started has exited when this returns (unless called
         from a handler, whose own thread is still running it). Idempotent: a
         second call, from any thread but a handler, returns once the first is done."""
-        in_handler = threading.current_thread().name.startswith(HANDLER_THREAD_PREFIX)
+        self._disconnect(from_run=False)
+
+    def _disconnect(self, *, from_run: bool) -> None:
+        # Asked of this client's own pool: a handler of another client is not one of ours.
+        in_handler = self._handler_pool.owns_current_thread()
         if not self._lifecycle_lock.acquire(blocking=False):
             # connect() holds the lock while it logs in, for up to connect_timeout:
             # close the transport it is opening so that a login the server sits on
@@ -404,14 +433,14 @@ class RelayClient:
                 self._handler_pool.shutdown(wait=True)
             return
         try:
-            self._close(transport, in_handler)
+            self._close(transport, in_handler, from_run)
         finally:
             if holds_slot:
                 _connection_slots.release()
             self._disconnected.set()
         log.info("RelayClient disconnected")
 
-    def _close(self, transport: Transport | None, in_handler: bool) -> None:
+    def _close(self, transport: Transport | None, in_handler: bool, from_run: bool) -> None:
         self._stop_signal.request()
         if transport is not None:
             transport.close()
@@ -420,7 +449,29 @@ class RelayClient:
             hook(error)
         # Queued work still runs (on_completed callbacks and listeners learning that
         # their action failed with the close must not be lost), then the workers stop.
-        self._handler_pool.shutdown(wait=not in_handler)
+        if from_run and not in_handler:
+            self._wait_for_handlers_after_signal()
+        else:
+            self._handler_pool.shutdown(wait=not in_handler)
+
+    def _wait_for_handlers_after_signal(self) -> None:
+        """``run()`` is ending: wait for the handlers still running, but after Ctrl-C
+        say so, and let a second Ctrl-C (or SIGTERM) stop the wait: the handlers
+        still running are then left behind (their threads do not hold the process open)."""
+        pool = self._handler_pool
+        pool.shutdown(wait=False)
+        busy = pool.busy_count
+        if busy and self._stop_signal.signal_received is not None:
+            log.warning("waiting for %d handler(s); press Ctrl-C again to stop now", busy)
+            if not self._stop_signal.wait_until(lambda: pool.worker_count == 0):
+                log.warning("stopping now: %d handler(s) still running are left behind", pool.busy_count)
+                pool.abandon()
+                return
+        pool.shutdown(wait=True)
+
+    def _handler_thread_exited(self) -> None:
+        """Runs on each handler thread as it exits: wakes a ``run()`` waiting for the handlers."""
+        self._stop_signal.wake()
 
     close = disconnect
 
@@ -442,7 +493,8 @@ class RelayClient:
         Reconnects on its own. Raises ``RelayError`` when the connection cannot
         be kept (for example, the credentials are refused on reconnect).
         Disconnects before returning. On the main thread, Ctrl-C and SIGTERM
-        end it cleanly (a second Ctrl-C interrupts a shutdown stuck in a handler).
+        end it cleanly: handlers still running are waited for (a warning says
+        how many), and a second Ctrl-C stops that wait, leaving them behind.
         """
         with self._stop_signal.listening():
             try:
@@ -451,7 +503,9 @@ class RelayClient:
             finally:
                 if self._stop_signal.signal_received is not None:
                     log.info("signal %d: shutting down", self._stop_signal.signal_received)
-        self.disconnect()
+                # Still listening: a second signal while the handlers finish ends the wait
+                # instead of raising KeyboardInterrupt inside a thread join.
+                self._disconnect(from_run=True)
         if self._fatal is not None:
             raise self._fatal
 
@@ -701,7 +755,7 @@ class RelayClient:
         self._disconnected = threading.Event()  # a disconnect() running in the parent never ends here
         if self._closed:
             self._disconnected.set()
-        self._handler_pool = _new_handler_pool(self._config.max_active_calls)
+        self._handler_pool = _new_handler_pool(self._config.max_active_calls, self._handler_thread_exited)
         self._lifecycle.after_fork(self._handler_pool)
         self._calling.after_fork()
         self._messaging.after_fork()
@@ -730,8 +784,12 @@ def _no_requests() -> dict[str, Any]:
     }
 
 
-def _new_handler_pool(max_active_calls: int) -> HandlerPool:
-    return HandlerPool(max_workers=max_active_calls + POOL_HEADROOM, thread_name_prefix=HANDLER_THREAD_PREFIX)
+def _new_handler_pool(max_active_calls: int, on_worker_exit: Callable[[], None]) -> HandlerPool:
+    return HandlerPool(
+        max_workers=max_active_calls + POOL_HEADROOM,
+        thread_name_prefix=HANDLER_THREAD_PREFIX,
+        on_worker_exit=on_worker_exit,
+    )
 
 
 def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:

@@ -6,6 +6,12 @@ legs in the call table, so their events route before the dial resolves. The
 winner stays; losers leave the table when they end; a failed or timed-out
 dial takes its legs out at once (and a timed-out one hangs them up).
 
+The network may still create or answer a leg after the dial failed or timed
+out (a late answer): nobody waits for that call, so the callee would hear
+silence and the call be billed. The tags of finished dials are kept for
+``LATE_LEG_WINDOW`` seconds (at most ``FINISHED_DIALS_KEPT`` of them), and a
+leg carrying one of them is hung up at once, with a warning.
+
 ``dial`` runs in the caller's thread and does not block. Events arrive on the
 I/O thread and the timeout fires on the timer thread: both only update
 tables, settle futures and send without waiting.
@@ -15,12 +21,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from .commands import HANGUP, Devices, device_groups
-from .constants import CALL_STATE_ANSWERED, CALL_STATE_ENDED, DIAL_STATE_ANSWERED, DIAL_STATE_FAILED
+from .constants import (
+    CALL_STATE_ANSWERED,
+    CALL_STATE_ENDED,
+    CALL_STATE_ENDING,
+    DIAL_STATE_ANSWERED,
+    DIAL_STATE_FAILED,
+)
 from .errors import ConnectionLostError, DialFailedError, RelayError, RelayTimeoutError
 from .events import RelayEvent
 from .futures import HandoffFuture, fail, settle
@@ -34,6 +48,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DIAL_TIMEOUT = 120.0
 DIAL_METHOD = "calling.dial"
+
+# How long, and how many, tags of failed or timed-out dials are remembered to
+# catch their late legs. A leg later than this is left alone (and logged at DEBUG).
+LATE_LEG_WINDOW = 600.0
+FINISHED_DIALS_KEPT = 1000
 
 
 class _PendingDial:
@@ -50,13 +69,25 @@ class _PendingDial:
             self.timer.cancel()
 
 
+class _FinishedDial:
+    """A dial that failed or timed out: late legs with its tag are hung up."""
+
+    __slots__ = ("ended_at", "how", "hung_up")
+
+    def __init__(self, how: str, hung_up: set[str]) -> None:
+        self.how = how  # "failed" or "timed out", for the log
+        self.ended_at = time.monotonic()
+        self.hung_up = hung_up  # call ids already hung up: one calling.end per leg
+
+
 class Dialer:
     """The dials in flight for one client."""
 
     def __init__(self, service: CallingService) -> None:
         self._service = service
-        self._lock = threading.Lock()  # guards _dials; taken before the service's lock
+        self._lock = threading.Lock()  # guards _dials and _finished; taken before the service's lock
         self._dials: dict[str, _PendingDial] = {}
+        self._finished: OrderedDict[str, _FinishedDial] = OrderedDict()  # oldest first
 
     def __len__(self) -> int:
         return len(self._dials)
@@ -115,18 +146,52 @@ class Dialer:
 
     def claim_leg(self, event: RelayEvent) -> Call | None:
         """A state event for a call not in the table: if its tag is a ringing
-        dial's, add the leg to the table and return it."""
+        dial's, add the leg to the table and return it. A late leg of a dial that
+        already failed or timed out is hung up instead."""
         tag = event.tag
         if tag is None:
             return None
         with self._lock:
             dial = self._dials.get(tag)
             if dial is None:
-                return None
-            call = self._service.adopt(event.params)
-            if call is not None:
-                dial.legs[call.call_id] = call
-            return call
+                late = self._late_leg(tag, event.call_id, event.state)
+            else:
+                call = self._service.adopt(event.params)
+                if call is not None:
+                    dial.legs[call.call_id] = call
+                return call
+        if late is not None:
+            self._hang_up_late_leg(tag, late, event.params)
+        return None
+
+    def _late_leg(self, tag: str, call_id: str | None, state: str | None) -> str | None:
+        """How the dial ended, if ``call_id`` is a late leg of it still to hang up (lock held)."""
+        finished = self._finished.get(tag)
+        if finished is None or call_id is None or state in (CALL_STATE_ENDING, CALL_STATE_ENDED):
+            return None
+        if time.monotonic() - finished.ended_at > LATE_LEG_WINDOW:
+            log.debug("call %s of dial %s came too late to be recognised; leaving it alone", call_id, tag)
+            return None
+        if call_id in finished.hung_up:
+            return None
+        finished.hung_up.add(call_id)
+        return finished.how
+
+    def _hang_up_late_leg(self, tag: str, how: str, leg: JSONDict) -> None:
+        call_id = leg.get("call_id")
+        log.warning("hanging up call %r: it showed up for dial %r, which already %s", call_id, tag, how)
+        self._send_hang_up(leg.get("node_id"), call_id)
+
+    def _remember_finished(self, tag: str, how: str, hung_up: set[str]) -> None:
+        """Keep a failed or timed-out dial's tag to catch its late legs (lock held)."""
+        self._finished[tag] = _FinishedDial(how, hung_up)
+        self._finished.move_to_end(tag)
+        horizon = time.monotonic() - LATE_LEG_WINDOW
+        while self._finished:
+            oldest = next(iter(self._finished.values()))
+            if len(self._finished) <= FINISHED_DIALS_KEPT and oldest.ended_at >= horizon:
+                break
+            self._finished.popitem(last=False)
 
     def on_dial_event(self, event: RelayEvent) -> None:
         tag, state = event.tag, event.state
@@ -137,11 +202,20 @@ class Dialer:
         elif state == DIAL_STATE_FAILED:
             reason = event.params.get("reason")
             why = f" ({reason})" if isinstance(reason, str) else ""
-            self._end(tag, DialFailedError(f"dial {tag} failed: no device answered{why}"))
+            self._end(tag, DialFailedError(f"dial {tag} failed: no device answered{why}"), how="failed")
 
     def _answered(self, tag: str, event: RelayEvent) -> None:
+        leg = event.params.get("call")
+        leg = leg if isinstance(leg, dict) else {}
         with self._lock:
             dial = self._dials.pop(tag, None)
+            late = None
+            if dial is None:
+                call_id = leg.get("call_id")
+                late = self._late_leg(tag, call_id if isinstance(call_id, str) else None, None)
+        if late is not None:
+            self._hang_up_late_leg(tag, late, leg)
+            return
         if dial is None:
             log.debug("ignoring an answer for dial %s, which is over", tag)
             return
@@ -149,8 +223,7 @@ class Dialer:
         call_id = event.call_id
         winner = dial.legs.get(call_id) if call_id is not None else None
         if winner is None:  # no state event named this leg before the answer
-            leg = event.params.get("call")
-            winner = self._service.adopt(leg if isinstance(leg, dict) else {}, state=CALL_STATE_ANSWERED)
+            winner = self._service.adopt(leg, state=CALL_STATE_ANSWERED)
         if winner is None:
             fail(dial.future, RelayError("dial_failed", f"dial {tag} was answered by a call without a call_id"))
             return
@@ -161,26 +234,32 @@ class Dialer:
 
     def _expire(self, tag: str, timeout: float) -> None:
         """Timer thread: the dial rang for ``dial_timeout`` seconds; hang up its legs and fail it."""
-        self._end(tag, RelayTimeoutError(f"dial {tag} was not answered within {timeout:g} s"), hang_up=True)
+        self._end(
+            tag, RelayTimeoutError(f"dial {tag} was not answered within {timeout:g} s"), how="timed out", hang_up=True
+        )
 
-    def _end(self, tag: str, error: BaseException, *, hang_up: bool = False) -> None:
-        """Fail a dial and take its legs out of the call table."""
+    def _end(self, tag: str, error: BaseException, *, how: str = "failed", hang_up: bool = False) -> None:
+        """Fail a dial and take its legs out of the call table; its tag is remembered
+        to catch legs that show up later."""
         with self._lock:
             dial = self._dials.pop(tag, None)
+            if dial is not None:
+                self._remember_finished(tag, how, set(dial.legs) if hang_up else set())
         if dial is None:
             return
         dial.cancel_timer()
         for leg in dial.legs.values():
             self._service._forget(leg)
             if hang_up and leg.state != CALL_STATE_ENDED:
-                self._hang_up(leg)
+                self._send_hang_up(leg.node_id, leg.call_id)
         fail(dial.future, error)
 
-    def _hang_up(self, leg: Call) -> None:
+    def _send_hang_up(self, node_id: object, call_id: object) -> None:
+        """``calling.end`` without waiting for its answer (I/O or timer thread)."""
         try:
-            self._service.client._submit(HANGUP.method, leg._wire_params({"reason": "cancel"}))
+            self._service.client._submit(HANGUP.method, {"node_id": node_id, "call_id": call_id, "reason": "cancel"})
         except RelayError as error:
-            log.debug("could not hang up leg %s of a timed-out dial: %s", leg.call_id, error)
+            log.debug("could not hang up call %s of a finished dial: %s", call_id, error)
 
     def close(self, error: RelayError) -> None:
         """Fail every dial in flight (the client closed, or its session was lost)."""

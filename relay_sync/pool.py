@@ -9,10 +9,15 @@ often the I/O thread, starts at most one worker, and that worker starts the
 others the burst needs before it takes work itself. ``run(fn, *args)`` hands work over without
 building a ``Future``: the I/O thread calls it for every event it passes on.
 ``submit`` is the ``concurrent.futures.Executor`` method, for callers that
-want a Future.
+want a Future. ``run_now`` hands work over only if a worker can take it at
+once (an idle one, or room to start one): an inbound call must not wait in
+a queue behind other work.
 
-Like ``ThreadPoolExecutor``, the workers are not daemons: at interpreter exit
-queued work still runs, then the workers stop (idle ones at once).
+At interpreter exit queued work still runs, then the workers stop (idle ones
+at once): a hook that runs before the interpreter joins threads joins them,
+as ``ThreadPoolExecutor``'s does. The workers are daemon threads so that a
+pool the user chose to give up on (``abandon()``, a second Ctrl-C in
+``RelayClient.run()``) cannot hold the process open.
 """
 
 from __future__ import annotations
@@ -37,12 +42,22 @@ _live_pools: weakref.WeakSet[HandlerPool] = weakref.WeakSet()
 
 
 class HandlerPool(Executor):
-    def __init__(self, max_workers: int, thread_name_prefix: str, idle_timeout: float = IDLE_TIMEOUT) -> None:
+    """``on_worker_exit`` runs on each worker thread as it exits (after it left
+    ``worker_count``): a way to wake someone waiting for the pool to drain."""
+
+    def __init__(
+        self,
+        max_workers: int,
+        thread_name_prefix: str,
+        idle_timeout: float = IDLE_TIMEOUT,
+        on_worker_exit: Callable[[], None] | None = None,
+    ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix
         self._idle_timeout = idle_timeout
+        self._on_worker_exit = on_worker_exit
         self._queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
         # _lock guards _workers, _spare, _spawning and _shutdown; _changed is signalled
         # when _spawning ends.
@@ -57,6 +72,10 @@ class HandlerPool(Executor):
         # because every worker is busy). A put that finds no spare worker starts one.
         self._spare = 0
         self._shutdown = False
+        # Workers running work now. Changed by each worker without the lock (set.add and
+        # set.discard are atomic), so the hand-over of each piece of work costs no lock.
+        self._busy: set[threading.Thread] = set()
+        self._abandoned = False  # nobody joins the workers any more, not even at exit
         self._names = itertools.count()
         _live_pools.add(self)
 
@@ -68,6 +87,7 @@ class HandlerPool(Executor):
         self._changed = threading.Condition(self._lock)
         self._workers = set()
         self._retired = set()
+        self._busy = set()
         self._spare = 0
         self._spawning = False
 
@@ -77,10 +97,25 @@ class HandlerPool(Executor):
 
     @property
     def busy_count(self) -> int:
-        """Workers running work now (or about to take queued work)."""
+        """Workers running a piece of work right now."""
+        return len(self._busy)
+
+    def owns_current_thread(self) -> bool:
+        """True on one of this pool's own workers (not another pool's)."""
         with self._lock:
-            # _spare counts idle workers minus queued work; negative means all are busy.
-            return max(0, len(self._workers) - max(0, self._spare))
+            return threading.current_thread() in self._workers
+
+    def run_now(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Like ``run``, but only if a worker can start on it at once: an idle worker
+        is waiting, or there is room for one more. False (nothing handed over)
+        otherwise. ``RuntimeError`` after shutdown."""
+        return self._put((fn, args), only_if_free=True)
+
+    def abandon(self) -> None:
+        """Give up on the workers still running: shut down without waiting, and
+        nobody joins them later (not even at interpreter exit)."""
+        self._abandoned = True
+        self.shutdown(wait=False)
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on a worker; what it raises is logged. ``RuntimeError`` after shutdown."""
@@ -104,16 +139,19 @@ class HandlerPool(Executor):
             for _ in workers:
                 self._queue.put(None)
             workers.extend(self._retired)
-        if wait:
+        if wait and not self._abandoned:
             current = threading.current_thread()
             for worker in workers:
                 if worker is not current:
                     worker.join()
 
-    def _put(self, work: _Work) -> None:
+    def _put(self, work: _Work, *, only_if_free: bool = False) -> bool:
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new work after shutdown")
+            # Free now: idle workers plus room for new ones outnumber the work already waiting.
+            if only_if_free and self._spare + self._max_workers - len(self._workers) <= 0:
+                return False
             self._queue.put(work)
             self._spare -= 1
             spawner = None if self._spawning else self._new_worker(self._spawn_then_work)
@@ -124,12 +162,13 @@ class HandlerPool(Executor):
             except BaseException:
                 self._not_started(spawner, spawning_ends=True)
                 raise
+        return True
 
     def _new_worker(self, target: Callable[[], None]) -> threading.Thread | None:
         """A worker to start when work waits for one and there is room (lock held)."""
         if self._spare >= 0 or self._shutdown or len(self._workers) >= self._max_workers:
             return None
-        worker = threading.Thread(target=target, name=f"{self._thread_name_prefix}_{next(self._names)}", daemon=False)
+        worker = threading.Thread(target=target, name=f"{self._thread_name_prefix}_{next(self._names)}", daemon=True)
         self._retired = {thread for thread in self._retired if thread.is_alive()}
         self._workers.add(worker)
         self._spare += 1
@@ -178,10 +217,13 @@ class HandlerPool(Executor):
                 if work is None:
                     return
                 fn, args = work
+                self._busy.add(me)
                 try:
                     fn(*args)
                 except Exception:  # callers log their own errors; this keeps the worker alive regardless
                     log.exception("%r raised on the handler pool", fn)
+                finally:
+                    self._busy.discard(me)
                 del work, fn, args
                 with self._lock:
                     self._spare += 1
@@ -189,6 +231,8 @@ class HandlerPool(Executor):
             with self._lock:
                 self._workers.discard(me)
                 self._retired.add(me)
+            if self._on_worker_exit is not None:
+                self._on_worker_exit()
 
 
 def _run_for_future(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -213,8 +257,18 @@ def _drop_queued(work_queue: queue.SimpleQueue[_Work]) -> None:
 
 
 def _stop_all_at_exit() -> None:
+    try:
+        for pool in list(_live_pools):
+            pool.shutdown(wait=True)
+    except KeyboardInterrupt:  # Ctrl-C while a worker holds the exit up: stop now, quietly
+        log.warning("interrupted at exit: handlers still running are left behind")
+        abandon_all_pools()
+
+
+def abandon_all_pools() -> None:
+    """Give up on every pool's running workers (a Ctrl-C at interpreter exit)."""
     for pool in list(_live_pools):
-        pool.shutdown(wait=True)
+        pool.abandon()
 
 
 def _reset_all_after_fork() -> None:
@@ -225,6 +279,8 @@ def _reset_all_after_fork() -> None:
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_all_after_fork)
 
-# Runs before the interpreter joins non-daemon threads (as ThreadPoolExecutor's does),
-# so idle workers stop at once instead of waiting out their idle timeout.
+# Runs before the interpreter joins non-daemon threads (as ThreadPoolExecutor's does):
+# queued work still runs, and idle workers stop at once instead of waiting out their
+# idle timeout. (relay_sync.client registers a hook after this one, which therefore runs
+# first: it closes the clients, so that handlers blocked in SDK waits unwind.)
 threading._register_atexit(_stop_all_at_exit)  # type: ignore[attr-defined]

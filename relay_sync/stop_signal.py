@@ -8,6 +8,10 @@ instead of raising KeyboardInterrupt at an arbitrary point inside relay_sync's
 threading code (where it could leave a lock held and hang the exit); a signal
 received mid-``connect()`` takes effect as soon as connecting ends.
 
+After the first signal ``run()`` keeps listening while it waits for busy
+handlers (``wait_until``), so that a second Ctrl-C stops the wait instead of
+raising KeyboardInterrupt inside the pool's join.
+
 The signal handler only records the signal and writes to the socket: it takes
 no lock, so it cannot deadlock with the code it interrupts. The socket is also
 the C-level wakeup fd, so a signal that the kernel hands to another thread
@@ -34,6 +38,7 @@ class StopSignal:
         self._reader: socket.socket | None = None
         self._writer: socket.socket | None = None
         self.signal_received: int | None = None
+        self.signal_count = 0  # signals received while listening
 
     def is_set(self) -> bool:
         return self._event.is_set() or self.signal_received is not None
@@ -41,6 +46,10 @@ class StopSignal:
     def request(self) -> None:
         """Ask ``run()`` to return. Any thread; not for signal handlers."""
         self._event.set()
+        self._wake()
+
+    def wake(self) -> None:
+        """Make a ``wait_until`` in progress test its condition again. Any thread."""
         self._wake()
 
     @contextmanager
@@ -66,8 +75,21 @@ class StopSignal:
             self._event.wait()
             return
         while not self.is_set():  # a stop requested before listening() began is seen here
-            select.select([reader], [], [])
-            _drain(reader)
+            _wait_for_bytes(reader)
+
+    def wait_until(self, done: Callable[[], bool]) -> bool:
+        """Inside ``listening()``: block until ``done()`` holds (True) or another
+        signal arrives (False). Whoever makes ``done()`` true must call ``wake()``.
+        Outside ``listening()`` there is nothing to wait on: returns ``done()``."""
+        reader = self._reader
+        if reader is None:
+            return done()
+        signals = self.signal_count
+        while not done():
+            if self.signal_count != signals:
+                return False
+            _wait_for_bytes(reader)
+        return True
 
     def _wake(self) -> None:
         writer = self._writer
@@ -79,6 +101,7 @@ class StopSignal:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signal_received = signum
+        self.signal_count += 1
         self._wake()
 
     def _install_handlers(self, writer: socket.socket) -> Callable[[], None]:
@@ -93,6 +116,12 @@ class StopSignal:
                 signal.signal(signum, handler)
 
         return restore
+
+
+def _wait_for_bytes(reader: socket.socket) -> None:
+    """Block until a wake-up byte (or a signal) arrives, and swallow what came."""
+    select.select([reader], [], [])
+    _drain(reader)
 
 
 def _drain(reader: socket.socket) -> None:

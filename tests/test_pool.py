@@ -128,3 +128,46 @@ def test_shutdown_from_a_worker_does_not_join_itself() -> None:
 
     pool.run(stop_from_inside)
     assert done.wait(2)
+
+
+def test_run_now_refuses_work_that_would_have_to_wait() -> None:
+    pool = HandlerPool(2, "test-pool-now")
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocked() -> None:
+        started.release()
+        release.wait(5)
+
+    assert pool.run_now(blocked)
+    assert pool.run_now(blocked)
+    for _ in range(2):
+        assert started.acquire(timeout=2)
+    assert pool.busy_count == 2
+    assert not pool.run_now(blocked)  # both workers busy, no room for a third
+    release.set()
+    pool.shutdown(wait=True)
+    assert pool.busy_count == 0
+    with pytest.raises(RuntimeError):
+        pool.run_now(blocked)
+
+
+def test_a_pool_knows_its_own_workers() -> None:
+    mine, other = HandlerPool(1, "test-pool-own"), HandlerPool(1, "test-pool-own")
+    answers = [mine.submit(lambda: (mine.owns_current_thread(), other.owns_current_thread())).result(2)]
+    assert answers == [(True, False)]  # same thread name prefix, different pools
+    assert not mine.owns_current_thread()
+    mine.shutdown(wait=True)
+    other.shutdown(wait=True)
+
+
+def test_an_abandoned_pool_is_not_joined() -> None:
+    pool = HandlerPool(1, "test-pool-abandon")
+    release = threading.Event()
+    started = threading.Event()
+    pool.run(lambda: (started.set(), release.wait(5)))
+    assert started.wait(2)
+    pool.abandon()
+    pool.shutdown(wait=True)  # returns at once: nobody joins an abandoned pool's workers
+    assert workers_named("test-pool-abandon") != []
+    release.set()
