@@ -111,6 +111,10 @@ class CallingEngine:
             self.net.note(PHONE, f"{leg.line.number} hung up", leg)
             self.end(leg, "hangup")()
 
+    def table_sizes(self) -> dict[str, int]:
+        with self.net.lock:
+            return {"connecting": len(self._connecting), "offers_waiting": len(self._waiting)}
+
     # -- the wire side ---------------------------------------------------------------
 
     def methods(self) -> dict[str, MethodHandler]:

@@ -19,6 +19,7 @@ from typing import Callable
 log = logging.getLogger(__name__)
 
 THREAD_NAME = "relay-emulator-network"
+MIN_COMPACT_AT = 1024
 
 
 class Scheduled:
@@ -48,6 +49,9 @@ class Scheduler:
             raise ValueError(f"time_factor must be a positive number, not {time_factor!r}")
         self.time_factor = time_factor
         self._queue: list[tuple[float, int, Scheduled]] = []
+        # Cancelled items stay in the heap until due (a ring timeout, a max_duration): past
+        # this size the queue is rebuilt without them, so it tracks what is really pending.
+        self._compact_at = MIN_COMPACT_AT
         self._order = itertools.count()  # FIFO among equal deadlines
         self._changed = threading.Condition()
         self._stopping = False
@@ -85,8 +89,18 @@ class Scheduler:
         with self._changed:
             if not self._stopping:
                 heapq.heappush(self._queue, (item.due, next(self._order), item))
+                if len(self._queue) > self._compact_at:
+                    self._queue = [entry for entry in self._queue if not entry[2].cancelled]
+                    heapq.heapify(self._queue)
+                    self._compact_at = max(MIN_COMPACT_AT, 2 * len(self._queue))  # amortised O(1)
                 self._changed.notify_all()
         return item
+
+    @property
+    def pending(self) -> int:
+        """Items in the queue (cancelled ones included until the next compaction)."""
+        with self._changed:
+            return len(self._queue)
 
     def _next_due(self) -> list[Scheduled] | None:
         """Block until something is due; None once stopping."""

@@ -72,7 +72,10 @@ class RelayEmulator(RelayTestServer):
     :param max_sessions: open WebSocket sessions; more are refused with HTTP 503.
     :param max_calls: calls up at once; ``place_call`` raises ``EmulatorLimitError`` beyond it.
     :param max_frame_size: the largest frame a client may send, in bytes.
-    :param max_journal: frames kept in ``journal``; older ones are forgotten.
+    :param max_journal: frames kept in ``journal``; older ones are forgotten. It also
+        bounds the clients' answers kept (``max_journal`` in all) and the closed sessions
+        and resumable protocols kept (``max_journal // 100`` each, at least 10); every
+        other table has a cap of its own. ``table_sizes()`` shows them all.
     """
 
     def __init__(
@@ -216,6 +219,21 @@ class RelayEmulator(RelayTestServer):
         """Someone else (``member_id``, default one outside member) publishes ``content`` on
         Chat/PubSub ``channel``: every client subscribed to it receives it. Returns the message id."""
         return self.chat.publish(channel, content, member_id, meta)
+
+    def table_sizes(self) -> dict[str, int]:
+        """How many entries each table of the emulator holds now, by name (the
+        server's, plus the simulated network's): every one is bounded, so a
+        long-running emulator's memory stays flat. For soak tests and monitoring."""
+        sizes = super().table_sizes()
+        sizes.update(self.network.table_sizes())
+        sizes.update(self.network.outbox.table_sizes())
+        sizes.update(self.calling.table_sizes())
+        sizes["scheduled"] = self.network.scheduler.pending
+        sizes["routing_contexts"] = self.network.router.context_count
+        sizes["transcript"] = len(self.network.transcript)
+        sizes["recordings"] = len(self.recordings)
+        sizes["refresh_tokens"] = self.tokens.refresh_token_count
+        return sizes
 
     @property
     def active_calls(self) -> int:

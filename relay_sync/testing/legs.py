@@ -74,6 +74,10 @@ class Transcript:
         with self._lock:
             self._listeners.append(listener)
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
     def entries(self, call_id: str | None = None) -> list[TranscriptEntry]:
         with self._lock:
             return [e for e in self._entries if call_id is None or e.call_id == call_id]

@@ -95,6 +95,10 @@ class Network:
         self.note("network", f"{what} waits: no client listens on context {context!r}")
         return None
 
+    def table_sizes(self) -> dict[str, int]:
+        with self.lock:
+            return {"calls": len(self.legs), "held": len(self._held), "calls_waiting": len(self._waiting_calls)}
+
     def when_subscribed(self, retry: Callable[[], None]) -> None:
         """Run ``retry`` (on the network thread) each time a client subscribes, until it is dropped."""
         with self.lock:

@@ -57,6 +57,7 @@ class Outbox:
 
     def detach(self, session: ServerSession) -> None:
         with self._lock:
+            self._deaf.discard(session.number)  # a closed session's number never comes back
             if session.protocol is not None and self._live.get(session.protocol) is session:
                 del self._live[session.protocol]
 
@@ -129,3 +130,11 @@ class Outbox:
     def unacked(self, protocol: str) -> int:
         with self._lock:
             return len(self._unacked.get(protocol, {}))
+
+    def table_sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "event_backlogs": len(self._unacked),
+                "unacked_events": sum(len(backlog) for backlog in self._unacked.values()),
+                "lost_ack_sessions": len(self._deaf),
+            }

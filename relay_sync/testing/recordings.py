@@ -46,6 +46,10 @@ class RecordingStore:
                 self._seconds.popitem(last=False)
         return recording_id
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seconds)
+
     def audio(self, recording_id: str) -> bytes | None:
         with self._lock:
             seconds = self._seconds.get(recording_id)

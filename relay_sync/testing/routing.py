@@ -12,6 +12,9 @@ from collections.abc import Collection
 
 from .outbox import Outbox
 
+# Contexts whose round-robin position is kept; past it the positions start over.
+MAX_CONTEXTS = 1000
+
 
 class Router:
     def __init__(self, outbox: Outbox) -> None:
@@ -28,12 +31,18 @@ class Router:
                 subscribed.append(protocol)
         return subscribed
 
+    @property
+    def context_count(self) -> int:
+        return len(self._turns)
+
     def pick(self, context: str, exclude: Collection[str] = ()) -> str | None:
         """The protocol whose turn it is on ``context`` (None: nobody is listening)."""
         candidates = [p for p in self.subscribers(context) if p not in exclude]
         if not candidates:
             return None
         with self._lock:
+            if context not in self._turns and len(self._turns) >= MAX_CONTEXTS:
+                self._turns.clear()  # clients made up many contexts: only fairness is lost
             turn = self._turns.get(context, 0)
             self._turns[context] = turn + 1
         return candidates[turn % len(candidates)]

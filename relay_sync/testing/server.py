@@ -8,6 +8,12 @@ a test says otherwise with :meth:`RelayTestServer.respond`. It keeps a journal
 of every frame so tests can assert on what the client sent, and offers the
 faults a client must survive: dropped sockets, silence, malformed frames.
 
+With ``max_journal`` set (the emulator always sets it: it is a dev server
+people leave running) every table is bounded: the journal, the clients'
+answers (at most ``max_journal`` in all), closed sessions and remembered
+protocols (``max_journal // 100`` each, at least 10). ``table_sizes()``
+shows them.
+
 Each connection is served by its own thread (websockets' sync server). The
 same port answers plain HTTP for RELAY's REST side (see ``http.py``): 404
 here, real routes in :class:`~relay_sync.testing.emulator.RelayEmulator`,
@@ -25,6 +31,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -40,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # Seconds a new connection may take to send its request line, and a REST request to arrive.
 FRONT_DOOR_TIMEOUT = 10.0
+
+# With max_journal set: closed sessions kept, and protocols remembered beyond the live ones.
+MIN_CLOSED_SESSIONS_KEPT = 10
 
 JSONDict = dict[str, Any]
 
@@ -90,8 +100,7 @@ class ServerSession:
         self.authenticated = threading.Event()
         self.closed = threading.Event()
         self.silent = False
-        self._acked: set[str] = set()
-        self._answers: dict[str, JSONDict] = {}
+        self._answers: dict[str, JSONDict] = {}  # request id -> the client's answer (bounded by the server)
         self._send_lock = threading.Lock()
 
     # -- pushing to the client ---------------------------------------------
@@ -158,7 +167,8 @@ class ServerSession:
     # -- what the client answered ------------------------------------------
 
     def acked(self, request_id: str) -> bool:
-        return request_id in self._acked
+        """The client answered this request with a result (among the answers still kept)."""
+        return "result" in self._answers.get(request_id, {})
 
     def wait_answer(self, request_id: str, timeout: float = 5.0) -> JSONDict:
         """Block until the client answered a server request; returns the answer frame."""
@@ -167,12 +177,13 @@ class ServerSession:
                 raise TimeoutError(f"the client did not answer {request_id} within {timeout} s")
             return self._answers[request_id]
 
-    def _note_answer(self, frame: JSONDict) -> None:
+    def _note_answer(self, frame: JSONDict) -> str | None:
+        """Keep the client's answer; returns its request id (None: not one of ours)."""
         request_id = frame.get("id")
-        if isinstance(request_id, str):
-            self._answers[request_id] = frame
-            if "result" in frame:
-                self._acked.add(request_id)
+        if not isinstance(request_id, str):
+            return None
+        self._answers[request_id] = frame
+        return request_id
 
 
 class RelayTestServer:
@@ -207,10 +218,13 @@ class RelayTestServer:
         self._thread: threading.Thread | None = None
         self._changed = threading.Condition()
         self._behaviours: dict[str, MethodBehaviour] = {}
-        self._protocols: set[str] = set()
+        # Protocols a client may resume, oldest login first (bounded with max_journal).
+        self._protocols: OrderedDict[str, None] = OrderedDict()
         self._timers: list[threading.Timer] = []
         self.journal: list[JournalEntry] = []
         self.sessions: list[ServerSession] = []
+        # (session, request id) of the answers kept, oldest first: at most max_journal in all.
+        self._answer_order: deque[tuple[ServerSession, str]] = deque()
         self.max_sessions = max_sessions
         self.max_frame_size = max_frame_size
         self.max_journal = max_journal
@@ -430,6 +444,25 @@ class RelayTestServer:
                 del self.journal[: len(self.journal) - self.max_journal]  # trimmed in batches: amortised O(1)
             self._changed.notify_all()
 
+    def table_sizes(self) -> dict[str, int]:
+        """How many entries each of the server's tables holds now, by table name:
+        a way to check that a long-running server stays bounded."""
+        with self._changed:
+            return {
+                "journal": len(self.journal),
+                "sessions": len(self.sessions),
+                "answers": sum(len(s._answers) for s in self.sessions),
+                "protocols": len(self._protocols),
+                "delayed_answers": len(self._timers),
+            }
+
+    @property
+    def _closed_sessions_kept(self) -> int | None:
+        """Closed sessions (and gone protocols) kept; None: all of them (no max_journal)."""
+        if self.max_journal is None:
+            return None
+        return max(MIN_CLOSED_SESSIONS_KEPT, self.max_journal // 100)
+
     def live_sessions(self) -> list[ServerSession]:
         """Sessions that are authenticated and still open, oldest first."""
         with self._changed:
@@ -513,12 +546,37 @@ class RelayTestServer:
             self._session_ended(session)
 
     def _forget_old_sessions(self) -> None:
-        """With ``max_journal`` set (a long-running server), keep closed sessions bounded too."""
-        if self.max_journal is None or len(self.sessions) <= 1000:
+        """With ``max_journal`` set (a long-running server), keep closed sessions bounded too (lock held)."""
+        kept = self._closed_sessions_kept
+        if kept is None:
             return
-        closed = [s for s in self.sessions if s.closed.is_set()][: len(self.sessions) - 1000]
-        for session in closed:
+        closed = [s for s in self.sessions if s.closed.is_set()]
+        for session in closed[: max(0, len(closed) - kept)]:
             self.sessions.remove(session)
+            session._answers.clear()
+
+    def _keep_answer(self, session: ServerSession, frame: JSONDict) -> None:
+        """Note a client's answer; with ``max_journal`` set the oldest answers go first (lock held)."""
+        request_id = session._note_answer(frame)
+        if request_id is None or self.max_journal is None:
+            return
+        self._answer_order.append((session, request_id))
+        while len(self._answer_order) > self.max_journal:
+            old_session, old_id = self._answer_order.popleft()
+            old_session._answers.pop(old_id, None)
+
+    def _remember_protocol(self, protocol: str) -> None:
+        """A protocol clients may resume; with ``max_journal`` set, those of the sessions
+        gone longest are forgotten first (such a client then starts a new session)."""
+        with self._changed:
+            self._protocols[protocol] = None
+            self._protocols.move_to_end(protocol)
+            kept = self._closed_sessions_kept
+            if kept is None:
+                return
+            live = {s.protocol for s in self.sessions if s.live}
+            for old in [p for p in self._protocols if p not in live][: max(0, len(self._protocols) - len(live) - kept)]:
+                del self._protocols[old]
 
     def _handle_raw(self, session: ServerSession, raw: str | bytes) -> None:
         try:
@@ -531,7 +589,7 @@ class RelayTestServer:
             return
         if "method" not in frame:
             with self._changed:
-                session._note_answer(frame)
+                self._keep_answer(session, frame)
                 self._changed.notify_all()
             self._answer_received(session, frame)
             return
@@ -556,7 +614,9 @@ class RelayTestServer:
         if behaviour.delay > 0:
             timer = threading.Timer(behaviour.delay, deliver)
             timer.daemon = True
-            self._timers.append(timer)
+            with self._changed:
+                self._timers = [t for t in self._timers if t.is_alive()]  # only those still to fire
+                self._timers.append(timer)
             timer.start()
         else:
             deliver()
@@ -641,7 +701,7 @@ class RelayTestServer:
         protocol = requested if isinstance(requested, str) and requested in self._protocols else None
         resumed = protocol is not None
         protocol = protocol or f"signalwire_{uuid.uuid4().hex}"
-        self._protocols.add(protocol)
+        self._remember_protocol(protocol)
         session.protocol = protocol
         session.contexts = set(params.get("contexts") or [])
         result = {

@@ -64,6 +64,11 @@ class TokenIssuer:
             self._refresh[refresh_token] = grant
         return f"{header}.{payload}.{signature}", refresh_token
 
+    @property
+    def refresh_token_count(self) -> int:
+        with self._lock:
+            return len(self._refresh)
+
     def refresh(self, refresh_token: str) -> tuple[str, str] | None:
         """Trade a refresh token (once) for a new pair; None when it is unknown or used."""
         with self._lock:
