@@ -564,9 +564,12 @@ class RelayClient:
     def on_call(self, handler: Callable[[Call], Any]) -> Callable[[Call], Any]:
         """Decorator: ``handler(call)`` runs on the handler pool for each inbound call.
 
-        At most ``max_active_calls`` inbound calls are handled at once; further
-        calls are handed back to RELAY routing with ``calling.pass`` (and a
-        warning is logged). What the handler raises is logged with the call id.
+        At most ``max_active_calls`` inbound calls are handled at once (a call
+        counts until it has ended and its handler has returned); further calls,
+        and calls that arrive while every handler thread is busy, are handed back
+        to RELAY routing with ``calling.pass`` (and a warning is logged). When the
+        handler raises, the exception is logged with the call id and, if the call
+        is still up, the call is hung up.
         """
         return self._calling.on_call(handler)
 
