@@ -33,7 +33,7 @@ from .constants import (
     EVENT_CALLING_ERROR,
 )
 from .dialing import Dialer
-from .errors import CallEndedError, DialFailedError, RelayError, RelayTimeoutError
+from .errors import CallEndedError, ClientClosedError, DialFailedError, RelayError, RelayTimeoutError
 from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event
 from .futures import HandoffFuture, fail, settle
 from .ordered import OrderedRunner
@@ -470,6 +470,8 @@ class Call(CallCommands):
 def _hang_up_orphaned(call: Call) -> None:
     try:
         call.hangup()
+    except ClientClosedError:  # the client is closing (perhaps why the handler raised): nothing to do
+        log.debug("call %r not hung up after its handler raised: the client is closed", call.call_id)
     except RelayError as error:
         log.warning("could not hang up call %r after its handler raised: %r", call.call_id, error)
 
