@@ -461,9 +461,10 @@ class RelayClient:
         pool = self._handler_pool
         pool.shutdown(wait=False)
         busy = pool.busy_count
-        if busy and self._stop_signal.signal_received is not None:
+        signals = self._stop_signal.signal_count  # before the prompt: a Ctrl-C right after it counts
+        if busy and signals:
             log.warning("waiting for %d handler(s); press Ctrl-C again to stop now", busy)
-            if not self._stop_signal.wait_until(lambda: pool.worker_count == 0):
+            if not self._stop_signal.wait_until(lambda: pool.worker_count == 0, signals):
                 log.warning("stopping now: %d handler(s) still running are left behind", pool.busy_count)
                 pool.abandon()
                 return

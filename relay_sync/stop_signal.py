@@ -77,16 +77,16 @@ class StopSignal:
         while not self.is_set():  # a stop requested before listening() began is seen here
             _wait_for_bytes(reader)
 
-    def wait_until(self, done: Callable[[], bool]) -> bool:
-        """Inside ``listening()``: block until ``done()`` holds (True) or another
-        signal arrives (False). Whoever makes ``done()`` true must call ``wake()``.
-        Outside ``listening()`` there is nothing to wait on: returns ``done()``."""
+    def wait_until(self, done: Callable[[], bool], signals_seen: int) -> bool:
+        """Inside ``listening()``: block until ``done()`` holds (True) or a signal
+        beyond the first ``signals_seen`` arrives (False; it may have come already).
+        Whoever makes ``done()`` true must call ``wake()``. Outside ``listening()``
+        there is nothing to wait on: returns ``done()``."""
         reader = self._reader
         if reader is None:
             return done()
-        signals = self.signal_count
         while not done():
-            if self.signal_count != signals:
+            if self.signal_count > signals_seen:
                 return False
             _wait_for_bytes(reader)
         return True

@@ -70,9 +70,11 @@ say("run returned")
 
 # The handler is stuck outside the SDK: nothing relay_sync does can end it.
 HANDLER_STUCK_ELSEWHERE = """
+stuck = threading.Event()
 @client.on_call
 def handle(call):
     say("handler busy")
+    stuck.set()
     threading.Event().wait()
 """
 
@@ -160,7 +162,8 @@ def test_the_client_stays_open_while_a_thread_of_the_script_still_runs(
 def test_ctrl_c_at_exit_with_a_handler_stuck_outside_the_sdk_stops_quietly(
     server: RelayTestServer, processes: Processes
 ) -> None:
-    process = start(server, HANDLER_STUCK_ELSEWHERE, 'client.connect()\nsay("connected")\n')
+    # The main thread ends once the handler is stuck.
+    process = start(server, HANDLER_STUCK_ELSEWHERE, 'client.connect()\nsay("connected")\nstuck.wait()\n')
     processes.append(process)
     read_until(process, "connected")
     call_in(server)
