@@ -107,6 +107,10 @@ class ChatEngine:
                 raise TimeoutError(f"channel {channel!r} did not reach {count} member(s) within {timeout} s")
         return self.members(channel)
 
+    def table_sizes(self) -> dict[str, int]:
+        with self._changed:
+            return {"chat_channels": len(self._channels)}
+
     def history(self, channel: str) -> list[JSONDict]:
         """The messages published on ``channel``, oldest first."""
         with self._changed:

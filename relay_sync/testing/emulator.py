@@ -228,6 +228,8 @@ class RelayEmulator(RelayTestServer):
         sizes.update(self.network.table_sizes())
         sizes.update(self.network.outbox.table_sizes())
         sizes.update(self.calling.table_sizes())
+        sizes.update(self.chat.table_sizes())
+        sizes.update(self.video.table_sizes())
         sizes["scheduled"] = self.network.scheduler.pending
         sizes["routing_contexts"] = self.network.router.context_count
         sizes["transcript"] = len(self.network.transcript)

@@ -295,6 +295,10 @@ class VideoRooms:
                 self.net.outbox.push(protocol, "video.room.subscribed", state, event_channel=channel)
         return ok("Subscribed")
 
+    def table_sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {"video_rooms": len(self._rooms), "video_subscribers": len(self._subscriptions)}
+
     def client_gone(self, protocol: str) -> None:
         """No session resumed ``protocol`` in time: its subscriptions go (network thread)."""
         if self.net.outbox.live_session(protocol) is not None:

@@ -91,6 +91,8 @@ def test_handlers_busy_after_their_calls_ended_still_count(emulator: RelayEmulat
     third = emulator.place_call(OFFICE, CALLER, context="office")
     emulator.wait_for_request("calling.pass", lambda params: params.get("call_id") == third.call_id)
     assert third.call_id not in handled  # it rings on for another client (there is none here)
+    stats = client.stats()
+    assert (stats["active_calls"], stats["handlers_busy"], stats["calls_passed"]) == (0, 2, 1)
 
     post_call_work.set()  # the handlers return: their slots are free again
     fourth = _place_until_taken(emulator, handled)
@@ -148,6 +150,8 @@ def test_a_call_is_passed_when_other_work_holds_every_handler_thread(
         emulator.wait_for_request("calling.pass", lambda params: params.get("call_id") == waiting.call_id)
         assert waiting.call_id in warnings.next()
     assert handled == []  # it never sat in the queue behind the messages
+    stats = client.stats()
+    assert (stats["handlers_busy"], stats["handler_threads"], stats["calls_passed"]) == (5, 5, 1)
 
     release.set()
     taken = _place_until_taken(emulator, handled)

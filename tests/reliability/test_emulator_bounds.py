@@ -78,7 +78,8 @@ def test_table_sizes_names_every_table() -> None:
     assert set(sizes) == {
         "journal", "sessions", "answers", "protocols", "delayed_answers", "calls", "held", "calls_waiting",
         "event_backlogs", "unacked_events", "lost_ack_sessions", "connecting", "offers_waiting", "scheduled",
-        "routing_contexts", "transcript", "recordings", "refresh_tokens",
+        "routing_contexts", "transcript", "recordings", "refresh_tokens", "chat_channels", "video_rooms",
+        "video_subscribers",
     }  # fmt: skip
     assert all(size == 0 for size in sizes.values())
 
