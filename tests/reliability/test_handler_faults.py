@@ -23,7 +23,6 @@ from .support import (
     answer_play_hang_up,
     assert_serves,
     assert_tables_settled,
-    end_call,
     outcome_of,
     run_in_thread,
     script_messaging,
@@ -102,7 +101,8 @@ def test_raising_handlers_are_logged_and_the_client_goes_on(server: RelayTestSer
         client.send_message(
             to_number="+15551110000", from_number="+15552220000", body="y", on_completed=lambda m: int("not a number")
         )
-        end_call(session, broken)  # the far end hangs up the call whose handler crashed
+        # Nobody drives the call whose handler crashed: the client hangs it up.
+        server.wait_for_request("calling.end", lambda params: params.get("call_id") == broken)
         # one record each: on_call handler, on_message handler, on_completed callback, call listener
         errors_seen = {r.getMessage().split(" ")[0] for r in _wait_records(errors, 4)}
     assert errors_seen == {"on_call", "on_message", "on_completed", "listener"}
@@ -110,6 +110,7 @@ def test_raising_handlers_are_logged_and_the_client_goes_on(server: RelayTestSer
     assert all(r.exc_info for r in errors.records)  # with the traceback
     assert desk.outcomes == {}  # the raising handler was caught by the SDK, not the desk
     assert crashed.get(timeout=STEP).wait_for_ended(timeout=STEP).state == "ended"
+    client.execute("probe.after", {}, timeout=STEP)  # answered after calling.end: that is settled too
     assert_tables_settled(client)
     assert_serves(client, server, desk)
 
