@@ -38,7 +38,7 @@ def one_round(emulator: RelayEmulator, round_number: int) -> None:
         dropped = emulator.live_sessions()[0].number
         emulator.drop_sessions()
         emulator.wait_for_journal(lambda entry: entry.session > dropped and _is_login_result(entry.frame))
-        client.execute("after.drop", {}, timeout=STEP)  # on the resumed session
+        client.execute("signalwire.ping", {}, timeout=STEP)  # on the resumed session
     finally:
         client.disconnect()
 
