@@ -446,10 +446,23 @@ class Call(CallCommands):
         bridge is down. I/O thread, outside the call's lock (the table has its own)."""
         state = event.state
         if state == _CONNECTED and isinstance(event, ConnectEvent):
-            return self._service.adopt(event.peer, state=CALL_STATE_ANSWERED)
+            peer = self._service.adopt(event.peer, state=CALL_STATE_ANSWERED)
+            if peer is not None:
+                peer._link_peer(self, True)  # as in Node, the peer's peer is this call
+            return peer
         if state in (_DISCONNECTED, _CONNECT_FAILED):
+            if self._peer is not None:
+                self._peer._link_peer(self, False)
             return None
         return self._peer
+
+    def _link_peer(self, other: Call, linked: bool) -> None:
+        """The other side of a bridge made by ``other`` came up (or went down)."""
+        with self._lock:
+            if linked:
+                self._peer = other
+            elif self._peer is other:
+                self._peer = None
 
     def _detach(self, error: RelayError) -> None:
         """The call left this client without ending here (passed, or the client closed)."""

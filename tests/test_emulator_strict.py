@@ -225,3 +225,15 @@ def test_pressing_after_the_call_ended_is_an_error(emulator: RelayEmulator, clie
         handle.press("1")
     with pytest.raises(ValueError):
         emulator.place_call(OFFICE, AGENT, context="office").press("not digits")
+
+
+def test_the_phone_on_a_dialed_call_presses_too(emulator: RelayEmulator, call: Call) -> None:
+    holds: queue.Queue[RelayEvent] = queue.Queue()
+    call.on("calling.call.hold", holds.put)
+    call.bind_digit("0", "calling.hold")
+
+    emulator.press(call.call_id, "0")
+
+    assert holds.get(timeout=WAIT).state == "hold"
+    with pytest.raises(KeyError):
+        emulator.press("no-such-call", "0")

@@ -473,13 +473,13 @@ def test_bridge_blocks_until_the_peer_answers_and_returns_it(emulator: RelayEmul
         devices=[[{"type": "phone", "params": {"to_number": AGENT, "from_number": OFFICE}}]],
         ringback=[{"type": "ringtone", "params": {"name": "us"}}],
     )
-    assert call.peer is peer and peer.call_id != call.call_id
+    assert call.peer is peer and peer.peer is call and peer.call_id != call.call_id
     assert peer.device["params"]["to_number"] == AGENT
     # The peer is a Call of its own: commands work on it, and its end is seen.
     peer.hangup()
     assert peer.wait_for_ended(timeout=WAIT).state == "ended"
     next_state(connects, "disconnected")
-    assert call.peer is None
+    assert call.peer is None and peer.peer is None
     assert call.state == "answered"
 
 

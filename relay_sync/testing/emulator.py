@@ -198,6 +198,15 @@ class RelayEmulator(RelayTestServer):
         leg = self.calling.place_call(to_number, from_number, context)
         return CallHandle(leg, self.network.transcript, self.calling.phone_hangs_up, self.calling.press)
 
+    def press(self, call_id: str, digits: str) -> None:
+        """The far end of call ``call_id`` (inbound or dialed) presses ``digits`` now;
+        ``bind_digit`` bindings for them run (see also ``CallHandle.press``)."""
+        with self.network.lock:
+            leg = self.network.legs.get(call_id)
+        if leg is None:
+            raise KeyError(f"no call {call_id!r} is up")
+        self.calling.press(leg, digits)
+
     def send_sms(
         self,
         to_number: str,
