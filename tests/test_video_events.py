@@ -244,7 +244,7 @@ def test_the_room_channel_is_subscribed_once_per_new_event(emulator: RelayEmulat
 
     events = [s["events"] for s in subscriptions_to(emulator, room.event_channel or "")]
     assert events == [
-        ["video.member.joined", "video.room.ended", "video.room.subscribed"],
+        ["video.member.joined", "video.member.left", "video.room.ended", "video.room.subscribed"],
         ["video.member.talking"],
     ]
 
@@ -376,3 +376,27 @@ def test_subscriptions_are_renewed_on_a_new_session(emulator: RelayEmulator, con
     assert set(renewed["params"]["events"]) >= {"video.member.joined", "video.member.left", "video.recording.ended"}
     assert heard.wait_for("left").name == "alice"
     assert recording.wait(timeout=WAIT).state == "completed"
+
+
+def test_hiding_members_with_their_camera_off_makes_them_invisible(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    room_session_id, room = open_room(emulator, client)
+    heard = Heard()
+    room.listen(**heard.handlers("on_member_visible", "on_member_video_muted"))
+    alice = emulator.video.join(room_session_id, "alice")
+    bob = emulator.video.join(room_session_id, "bob")
+
+    room.video_mute(alice)
+    room.set_hide_video_muted(True)  # alice disappears
+    room.video_mute(bob)  # bob disappears with his camera
+    room.set_hide_video_muted(False)  # both come back
+
+    heard.wait_for("on_member_visible", count=4)
+    assert [(name, member.name, member.visible) for name, member, _ in heard.entries] == [
+        ("on_member_video_muted", "alice", True),  # hidden only once the room hides them
+        ("on_member_visible", "alice", False),
+        ("on_member_video_muted", "bob", False),
+        ("on_member_visible", "bob", False),
+        ("on_member_visible", "alice", True),
+        ("on_member_visible", "bob", True),
+    ]

@@ -379,6 +379,10 @@ class VideoRooms:
     def _room_setting(self, key: str, value: bool) -> Callable[[Room, JSONDict, list[Event]], JSONDict]:
         def act(room: Room, params: JSONDict, events: list[Event]) -> JSONDict:
             self._update_room(room, events, **{key: value})
+            if key == "hide_video_muted":  # members with their camera off leave (or rejoin) the layout
+                for member in room.members.values():
+                    if member["video_muted"] and member["visible"] == value:
+                        events.append(self._member_update(room, member, visible=not value))
             self.net.note(APP, f"set {key}={value} in room {room.name!r}", kind=f"video.{key}")
             return ok()
 
@@ -444,7 +448,10 @@ class VideoRooms:
     def _member_setter(self, key: str, value: bool) -> Callable[[Room, JSONDict, JSONDict, list[Event]], JSONDict]:
         def act(room: Room, member: JSONDict, params: JSONDict, events: list[Event]) -> JSONDict:
             if member.get(key) != value:
-                events.append(self._member_update(room, member, **{key: value}))
+                changes = {key: value}
+                if key == "video_muted" and room.hide_video_muted:
+                    changes["visible"] = not value  # the room hides members with their camera off
+                events.append(self._member_update(room, member, **changes))
             self.net.note(APP, f"set {key}={value} for {member['name']} in room {room.name!r}", kind=f"video.member.{key}")
             return ok()
 

@@ -158,7 +158,8 @@ class RoomSession:
         return [self._host.member(fields, self._id) for fields in read.objects(result, "members")]
 
     def audio_mute(self, member_id: str | None = None) -> None:
-        """Mute a member's microphone (``member_id``: ``RoomMember.id``)."""
+        """Mute a member's microphone. ``member_id`` (``RoomMember.id``) is required: a
+        server-side client is not a member itself (``ValueError`` without it)."""
         self._member("video.member.audio_mute", member_id)
 
     def audio_unmute(self, member_id: str | None = None) -> None:
@@ -203,7 +204,7 @@ class RoomSession:
         self._member("video.member.remove", member_id)
 
     def remove_all_members(self) -> None:
-        """Remove every member (which ends the room session)."""
+        """Remove every member."""
         self._member("video.member.remove", "all")
 
     def set_member_position(self, member_id: str, position: str) -> None:

@@ -70,7 +70,12 @@ class Listener:
 
 
 def _listener(name: str, node_name: str, event: str, receives: str, *subscribe: str) -> Listener:
-    return Listener(name, node_name, event, subscribe or (f"video.{event}",), receives)
+    events = subscribe or (f"video.{event}",)
+    if event.startswith("member"):
+        # Updates and talking carry only what changed: the members they are merged
+        # into come from joins and departures, so a member listener needs those too.
+        events = tuple(dict.fromkeys((*events, MEMBER_JOINED, MEMBER_LEFT)))
+    return Listener(name, node_name, event, events, receives)
 
 
 _MEMBER_FIELD_LISTENERS = tuple(
