@@ -229,6 +229,8 @@ class VideoRooms:
             self._send(events)
             del self._rooms[room.id]
             del self._by_channel[room.event_channel]
+            for channels in self._subscriptions.values():
+                channels.pop(room.event_channel, None)
 
     def set_audience_count(self, room_session_id: str, total: int) -> None:
         """``total`` audience participants watch the room: ``video.room.audience_count``."""

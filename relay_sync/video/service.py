@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RelayError
+from ..futures import fail, settle
 from ..ordered import OrderedRunner
 from ..pool import HandlerPool
 from ..rpc import JSONDict, PendingRequest
@@ -165,6 +166,7 @@ class VideoService:
             self._ensure(state, events)
         except BaseException:
             subscription.close()
+            self._release_if_unused(state)
             raise
         return subscription
 
@@ -238,6 +240,14 @@ class VideoService:
                 self._renewals.remember(
                     channel.name, wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, channel.subscribed)
                 )
+
+    def _release_if_unused(self, state: _Room) -> None:
+        """Forget a room nothing listens to, subscribes to or runs in (a listen() that failed)."""
+        with self._lock:
+            channel = state.channel
+            unused = not (channel.subscriptions or channel.subscribed or state.handles or state.claims)
+            if unused and self._rooms.get(state.room_session_id) is state:
+                del self._rooms[state.room_session_id]
 
     def _detach(self, subscription: VideoSubscription) -> None:
         with self._lock:
@@ -371,8 +381,7 @@ class VideoService:
     def _hand_to_claim(self, state: _Room, kind: str, handle: RoomAction) -> None:
         """A new operation started: the oldest start() of its kind still waiting may take it."""
         for claimed_kind, claim in state.claims:
-            if claimed_kind == kind and not claim.done():
-                claim.set_result(handle)
+            if claimed_kind == kind and settle(claim, handle):
                 return
 
     def _forget_room(self, state: _Room) -> None:
@@ -380,9 +389,7 @@ class VideoService:
         self._rooms.pop(state.room_session_id, None)
         self._renewals.forget(state.channel.name)
         error = RelayError("room_ended", f"room session {state.room_session_id} ended first")
-        for handle in state.handles.values():
-            handle._fail(error)
-        state.handles.clear()
+        _fail_all(state, error)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -394,8 +401,7 @@ class VideoService:
             self._rooms_channel.subscriptions.clear()
         for room in rooms:
             subscriptions.extend(room.channel.subscriptions)
-            for handle in room.handles.values():
-                handle._fail(error)
+            _fail_all(room, error)
         for subscription in subscriptions:
             subscription._mark_closed()
 
@@ -413,6 +419,15 @@ class VideoService:
                 self._renewals.remember(
                     channel.name, wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, channel.subscribed)
                 )
+
+
+def _fail_all(room: _Room, error: RelayError) -> None:
+    """Nothing more will be heard of this room: fail its handles and the starts waiting for one."""
+    for handle in room.handles.values():
+        handle._fail(error)
+    room.handles.clear()
+    for _, claim in room.claims:
+        fail(claim, error)
 
 
 def _resolve(table: Mapping[str, wire.Listener], listeners: Mapping[str, Handler], where: str) -> tuple[dict[str, Handler], set[str]]:
