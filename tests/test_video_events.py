@@ -400,3 +400,22 @@ def test_hiding_members_with_their_camera_off_makes_them_invisible(emulator: Rel
         ("on_member_visible", "alice", True),
         ("on_member_visible", "bob", True),
     ]
+
+
+def test_a_room_that_ended_while_the_client_was_away_releases_what_waited_on_it(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
+    client = connect()
+    room_session_id, room = open_room(emulator, client)
+    recording = room.start_recording()
+
+    emulator.pause_logins()
+    emulator.disconnect_sessions(restart=True)  # the client's next session is a new one
+    emulator.video.end_room(room_session_id)  # its events go to the session that is gone
+    emulator.resume_logins()
+    emulator.wait_for_session(2, timeout=WAIT)
+
+    with pytest.raises(RelayError) as caught:
+        recording.wait(timeout=WAIT)  # the renewal's 404 says the room is gone
+    assert caught.value.code == "room_ended"
+    assert emulator.wait_for_request(SUBSCRIBE, count=2, timeout=WAIT)["params"]["event_channel"] == room.event_channel

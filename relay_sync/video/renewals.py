@@ -27,13 +27,15 @@ from ..rpc import JSONDict, PendingRequest
 log = logging.getLogger(__name__)
 
 Submit = Callable[[str, JSONDict], PendingRequest]
+OnFailure = Callable[[Hashable, BaseException], None]
 
 
 class Renewals:
     """Requests to resend, by key, whenever a session is authenticated."""
 
-    def __init__(self, submit: Submit) -> None:
+    def __init__(self, submit: Submit, on_failure: OnFailure) -> None:
         self._submit = submit
+        self._on_failure = on_failure  # (key, error), on the I/O thread: it must not block
         self._lock = threading.Lock()
         self._requests: dict[Hashable, tuple[str, JSONDict]] = {}
 
@@ -46,28 +48,25 @@ class Renewals:
         with self._lock:
             self._requests.pop(key, None)
 
-    def __len__(self) -> int:
-        return len(self._requests)
-
     def session_started(self, resumed: bool) -> None:
         """A session hook: resend everything remembered (``resumed`` makes no difference)."""
         with self._lock:
-            requests = list(self._requests.values())
+            requests = list(self._requests.items())
         if requests:
             log.info("renewing %d subscription(s) on the new session", len(requests))
-        for method, params in requests:
+        for key, (method, params) in requests:
             try:
                 pending = self._submit(method, dict(params))
             except RelayError as error:  # closed meanwhile, or the backlog is full: say so and go on
                 log.warning("could not renew %s: %s", method, error)
                 continue
-            pending.future.add_done_callback(_report_failure(method))
+            pending.future.add_done_callback(self._report_failure(key, method))
 
+    def _report_failure(self, key: Hashable, method: str) -> Callable[[Future[JSONDict]], None]:
+        def report(future: Future[JSONDict]) -> None:
+            error = future.exception()
+            if error is not None:
+                log.warning("renewing %s failed: %s", method, error)
+                self._on_failure(key, error)
 
-def _report_failure(method: str) -> Callable[[Future[JSONDict]], None]:
-    def report(future: Future[JSONDict]) -> None:
-        error = future.exception()
-        if error is not None:
-            log.warning("renewing %s failed: %s", method, error)
-
-    return report
+        return report

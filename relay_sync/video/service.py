@@ -107,7 +107,7 @@ class VideoService:
         self._lock = threading.Lock()
         self._rooms: dict[str, _Room] = {}
         self._rooms_channel = _Channel(wire.ROOMS_CHANNEL, session.ordered_runner("video.rooms"))
-        self._renewals = Renewals(session.submit)
+        self._renewals = Renewals(session.submit, self._renewal_failed)
         self._closed_error: RelayError | None = None
 
     # -- public: client.video ------------------------------------------------------------
@@ -258,6 +258,16 @@ class VideoService:
 
     def session_started(self, resumed: bool) -> None:
         self._renewals.session_started(resumed)
+
+    def _renewal_failed(self, channel: object, error: BaseException) -> None:
+        """I/O thread: a renewal failed. A room the server no longer knows ended while
+        we were away: release what waits on it (and renew it no more)."""
+        if not isinstance(error, RelayError) or str(error.code) != "404":
+            return  # a lost or closing connection: the next session renews again
+        with self._lock:
+            state = next((room for room in self._rooms.values() if room.channel.name == channel), None)
+            if state is not None:
+                self._forget_room(state)
 
     # -- events (I/O thread) --------------------------------------------------------------------
 
@@ -413,7 +423,7 @@ class VideoService:
         for room in self._rooms.values():
             room.channel.runner = self._session.ordered_runner(f"room {room.room_session_id}")
             room.handles.clear()  # their futures belong to the parent's pool and threads
-        self._renewals = Renewals(self._session.submit)
+        self._renewals = Renewals(self._session.submit, self._renewal_failed)
         for channel in [self._rooms_channel, *(room.channel for room in self._rooms.values())]:
             if channel.subscribed:
                 self._renewals.remember(
