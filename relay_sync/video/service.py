@@ -108,7 +108,6 @@ class VideoService:
         self._rooms: dict[str, _Room] = {}
         self._rooms_channel = _Channel(wire.ROOMS_CHANNEL, session.ordered_runner("video.rooms"))
         self._renewals = Renewals(session.submit, self._renewal_failed)
-        self._closed_error: RelayError | None = None
 
     # -- public: client.video ------------------------------------------------------------
 
@@ -159,15 +158,9 @@ class VideoService:
     def listen_room(self, room: RoomSession, listeners: Mapping[str, Handler]) -> VideoSubscription:
         handlers, events = _resolve(ROOM_LISTENERS, listeners, "room.listen")
         subscription = VideoSubscription(room.id, handlers, self._detach)
-        state = self._room_state(room)
-        with self._lock:
-            state.channel.subscriptions.append(subscription)
-        try:
-            self._ensure(state, events)
-        except BaseException:
-            subscription.close()
-            self._release_if_unused(state)
-            raise
+        # Registered before the subscribe goes out: the server may send the
+        # initial state ahead of its answer.
+        self._ready(room, events, subscription)
         return subscription
 
     def start(self, room: RoomSession, kind: str, method: str, params: JSONDict) -> RoomAction:
@@ -176,8 +169,7 @@ class VideoService:
         The room is subscribed to the operation's events first, so the handle
         learns how it ends even when the end follows the answer at once.
         """
-        state = self._room_state(room)
-        self._ensure(state, set(HANDLE_EVENTS[kind]))
+        state = self._ready(room, set(HANDLE_EVENTS[kind]))
         # The realtime SDK takes the first "<kind>.started" of the room as the
         # operation it started; we read the answer, and fall back to that event
         # when the answer does not describe the operation.
@@ -200,15 +192,16 @@ class VideoService:
                     state.claims.remove((kind, claim))
 
     def handles(self, room: RoomSession, kind: str, method: str) -> list[Any]:
-        state = self._room_state(room)
-        self._ensure(state, set(HANDLE_EVENTS[kind]))
+        state = self._ready(room, set(HANDLE_EVENTS[kind]))
         result = self.request(method, {"room_session_id": room.id})
         with self._lock:
             return [self._track(state, kind, fields) for fields in read.objects(result, f"{kind}s") if fields.get("id")]
 
     # -- subscriptions (caller's thread) ------------------------------------------------------
 
-    def _room_state(self, room: RoomSession) -> _Room:
+    def _ready(self, room: RoomSession, events: set[str], subscription: VideoSubscription | None = None) -> _Room:
+        """The client's state for ``room``, its channel subscribed to ``events`` (and the
+        baseline); with ``subscription`` registered first. On failure nothing is left behind."""
         channel = room.event_channel
         if not channel:
             raise RelayError(
@@ -222,14 +215,18 @@ class VideoService:
                 self._rooms[room.id] = state
             if not state.members:
                 state.members = {m["id"]: m for m in read.objects(room.fields, "members") if read.text(m, "id")}
-        return state
-
-    def _ensure(self, state: _Room, events: set[str]) -> None:
-        wanted = events | set(wire.ROOM_BASELINE_EVENTS)
-        with self._lock:
-            missing = wanted - state.channel.subscribed
+            if subscription is not None:
+                state.channel.subscriptions.append(subscription)
+            missing = (events | set(wire.ROOM_BASELINE_EVENTS)) - state.channel.subscribed
         if missing:
-            self._subscribe(state.channel, missing)
+            try:
+                self._subscribe(state.channel, missing)
+            except BaseException:
+                if subscription is not None:
+                    subscription.close()
+                self._release_if_unused(state)
+                raise
+        return state
 
     def _subscribe(self, channel: _Channel, events: set[str]) -> None:
         """Ask the server for ``events`` on ``channel``; from then on a new session asks again."""
