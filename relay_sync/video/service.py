@@ -285,8 +285,9 @@ class VideoService:
             if state is None:
                 log.debug("dropping %s for room session %s: nothing listens to it", event_type, room_session_id)
                 return
-            dispatch = self._interpret(state, name, params)
             channel = state.channel
+            wanted = frozenset().union(*(subscription.events for subscription in channel.subscriptions))
+            dispatch = self._interpret(state, name, params, wanted)
             deliveries = _deliveries(channel.subscriptions, dispatch)
             if name == "room.ended":
                 self._forget_room(state)
@@ -303,13 +304,14 @@ class VideoService:
         for subscription, event, argument in deliveries:
             self._rooms_channel.runner.submit(subscription.deliver, event, argument)
 
-    def _interpret(self, state: _Room, name: str, params: JSONDict) -> Dispatch:
-        """Update what the client keeps for the room; returns what the handlers get (lock held)."""
+    def _interpret(self, state: _Room, name: str, params: JSONDict, wanted: frozenset[str]) -> Dispatch:
+        """Update what the client keeps for the room; returns what the handlers get (lock held).
+        ``wanted``: the events some handler listens to (others may be left out)."""
         family = name.partition(".")[0]
         if family == "room":
             return self._room_event(state, name, params)
         if family == "member":
-            return self._member_event(state, name, params)
+            return self._member_event(state, name, params, wanted)
         if family in HANDLE_CLASSES:
             fields = params.get(family)
             if not isinstance(fields, dict) or not read.text(fields, "id"):
@@ -334,7 +336,7 @@ class VideoService:
             state.members = {m["id"]: m for m in members if read.text(m, "id")}
         return [(name, RoomSession(self, fields))]
 
-    def _member_event(self, state: _Room, name: str, params: JSONDict) -> Dispatch:
+    def _member_event(self, state: _Room, name: str, params: JSONDict, wanted: frozenset[str]) -> Dispatch:
         update = params.get("member")
         member_id = read.text(update, "id") if isinstance(update, dict) else None
         if not isinstance(update, dict) or not member_id:
@@ -354,7 +356,8 @@ class VideoService:
         dispatch.append((name, member))
         if name == "member.talking" and isinstance(update.get("talking"), bool):
             dispatch.append(("member.talking.started" if update["talking"] else "member.talking.ended", member))
-        if name in ("member.joined", "member.updated", "member.left"):
+        if name in ("member.joined", "member.updated", "member.left") and "member_list.updated" in wanted:
+            # Built only for a listener: it costs a RoomMember per member, on the I/O thread.
             members = [self.member(fields, state.room_session_id) for fields in state.members.values()]
             dispatch.append(("member_list.updated", members))
         return dispatch
