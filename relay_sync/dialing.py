@@ -53,6 +53,9 @@ DIAL_METHOD = "calling.dial"
 # catch their late legs. A leg later than this is left alone (and logged at DEBUG).
 LATE_LEG_WINDOW = 600.0
 FINISHED_DIALS_KEPT = 1000
+# Late legs hung up per finished dial (a dial rings a handful of devices); past it a
+# server inventing call ids under one tag is ignored rather than remembered without end.
+LATE_LEGS_PER_DIAL = 100
 
 
 class _PendingDial:
@@ -173,6 +176,9 @@ class Dialer:
             log.debug("call %s of dial %s came too late to be recognised; leaving it alone", call_id, tag)
             return None
         if call_id in finished.hung_up:
+            return None
+        if len(finished.hung_up) >= LATE_LEGS_PER_DIAL:
+            log.debug("call %s of dial %s: too many late legs for one dial; leaving it alone", call_id, tag)
             return None
         finished.hung_up.add(call_id)
         return finished.how

@@ -200,7 +200,7 @@ def test_a_raising_handler_whose_call_is_already_gone_hangs_nothing_up(
         push_state(session, call_id, "ended", end_reason="hangup")
         assert errors.seen.wait(STEP)
     assert "hanging" not in errors.records[0].getMessage()
-    client.execute("probe.after", {}, timeout=STEP)  # anything the handler sent came before this
+    everything_sent_has_arrived(client)
     assert server.requests("calling.end") == []
 
 
@@ -217,6 +217,13 @@ def _dial_answered_late(server: RelayTestServer) -> queue.Queue[tuple[ServerSess
 
     server.respond("calling.dial", handler=dial)
     return dials
+
+
+def everything_sent_has_arrived(client: RelayClient) -> None:
+    """Once a first round trip is back, the client has handled every event pushed
+    before it; the server reads what that made the client send before the second."""
+    client.execute("probe.handled", {}, timeout=STEP)
+    client.execute("probe.arrived", {}, timeout=STEP)
 
 
 def _hang_ups(server: RelayTestServer, call_id: str) -> list[dict[str, Any]]:
@@ -241,7 +248,7 @@ def test_a_leg_answered_after_its_dial_timed_out_is_hung_up(server: RelayTestSer
         message = warnings.next()
     assert hang_up["params"] == {"node_id": f"node-{late[:8]}", "call_id": late, "reason": "cancel"}
     assert late in message and tag in message and "timed out" in message
-    client.execute("probe.after", {}, timeout=STEP)  # every event above was handled before this answer
+    everything_sent_has_arrived(client)
     assert len(_hang_ups(server, late)) == 1  # once, although three events named it
 
 
@@ -262,7 +269,7 @@ def test_a_leg_that_shows_up_after_its_dial_failed_is_hung_up(server: RelayTestS
     stranger, ended = new_id(), new_id()
     push_state(session, stranger, "answered", tag="not-ours", direction="outbound")
     push_state(session, ended, "ended", tag=tag, direction="outbound")
-    client.execute("probe.after", {}, timeout=STEP)
+    everything_sent_has_arrived(client)
     assert _hang_ups(server, stranger) == [] and _hang_ups(server, ended) == []
 
 
@@ -270,6 +277,7 @@ def test_finished_dial_tags_are_kept_bounded(
     server: RelayTestServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("relay_sync.dialing.FINISHED_DIALS_KEPT", 3)
+    monkeypatch.setattr("relay_sync.dialing.LATE_LEGS_PER_DIAL", 2)
     dials = _dial_answered_late(server)
     client = make_client()
     tags = []
@@ -284,6 +292,14 @@ def test_finished_dial_tags_are_kept_bounded(
     push_state(session, remembered, "answered", tag=tags[-1], direction="outbound")
     server.wait_for_request("calling.end", lambda params: params.get("call_id") == remembered)
     assert _hang_ups(server, forgotten) == []  # its event was handled first, and left alone
+
+    # A server inventing call ids under one tag gets at most LATE_LEGS_PER_DIAL hang-ups.
+    invented = [new_id() for _ in range(3)]
+    for call_id in invented:
+        push_state(session, call_id, "answered", tag=tags[-1], direction="outbound")
+    server.wait_for_request("calling.end", lambda params: params.get("call_id") == invented[0])
+    everything_sent_has_arrived(client)
+    assert [len(_hang_ups(server, call_id)) for call_id in invented] == [1, 0, 0]  # 2 in all with `remembered`
 
 
 # -- one client's handler disconnecting another client ---------------------------------------
