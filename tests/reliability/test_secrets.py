@@ -232,10 +232,12 @@ def test_wire_text_is_never_a_log_format(server: RelayTestServer, make_client: C
     with debug_evidence() as evidence:
         client = make_client(contexts=["office"], max_active_calls=1)
         calls: queue.Queue[Call] = queue.Queue()
+        crash_now = threading.Event()
 
         @client.on_call
         def crash(call: Call) -> None:
             calls.put(call)
+            crash_now.wait(STEP * 2)  # holds the only slot until the test is done with the call
             raise RuntimeError("handler bug")
 
         session = server.session()
@@ -258,6 +260,8 @@ def test_wire_text_is_never_a_log_format(server: RelayTestServer, make_client: C
         assert isinstance(outcome_of(failing), RelayError)
         call.hangup()
         call.wait_for_ended(timeout=STEP)
+        crash_now.set()
+        evidence.wait_for_log("raised for call")
         assert client.execute("still.fine", {})["code"] == "200"
         evidence.wait_for_log("calling.pass for call")
     assert evidence.broken_records == []  # no "%s" from the wire was taken as a format
