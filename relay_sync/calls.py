@@ -33,8 +33,16 @@ from .constants import (
     EVENT_CALLING_ERROR,
 )
 from .dialing import Dialer
-from .errors import CallEndedError, ClientClosedError, DialFailedError, RelayError, RelayTimeoutError
-from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event
+from .errors import (
+    CallEndedError,
+    CallPassedError,
+    ClientClosedError,
+    DialFailedError,
+    RelayError,
+    RelayTimeoutError,
+    SessionLostError,
+)
+from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event, text_field
 from .futures import HandoffFuture, fail, settle
 from .ordered import OrderedRunner
 from .rpc import JSONDict, new_id
@@ -58,11 +66,6 @@ GONE_CODES = frozenset({"404", "410"})
 
 def _is_gone(error: RelayError) -> bool:
     return str(error.code) in GONE_CODES
-
-
-def _text(params: Mapping[str, Any], key: str) -> str | None:
-    value = params.get(key)
-    return value if isinstance(value, str) else None
 
 
 class _Waiter:
@@ -101,19 +104,19 @@ class Call(CallCommands):
         self._client = service.client
         self._handler_pool = service.client._handler_pool
         self.call_id: str = str(params["call_id"])
-        self.node_id: str | None = _text(params, "node_id")
-        self.project_id: str | None = _text(params, "project_id")
+        self.node_id: str | None = text_field(params, "node_id")
+        self.project_id: str | None = text_field(params, "project_id")
         # The call's own context (from the event), never the session's protocol string.
-        self.context: str | None = _text(params, "context")
-        self.tag: str | None = _text(params, "tag")
-        self.direction: str | None = _text(params, "direction") or direction
+        self.context: str | None = text_field(params, "context")
+        self.tag: str | None = text_field(params, "tag")
+        self.direction: str | None = text_field(params, "direction") or direction
         device = params.get("device")
         self.device: JSONDict = dict(device) if isinstance(device, dict) else {}
-        self.segment_id: str | None = _text(params, "segment_id")
+        self.segment_id: str | None = text_field(params, "segment_id")
         self.ended: Future[RelayEvent] = HandoffFuture(self._handler_pool)
         # _lock guards _state, the tables below and how the call left (_ended_event / _detached).
         self._lock = threading.Lock()
-        self._state: str | None = state or _text(params, "call_state")
+        self._state: str | None = state or text_field(params, "call_state")
         self._actions: dict[str, Action] = {}
         self._listeners: dict[str, list[EventHandler]] = {}
         self._waiters: list[_Waiter] = []
@@ -141,11 +144,11 @@ class Call(CallCommands):
     def pass_(self, **extra: Any) -> JSONDict:
         """Hand the inbound call back to RELAY routing, so another client on its context may take it.
 
-        The call leaves this client: its pending waits fail with ``RelayError("passed")``.
+        The call leaves this client: its pending waits fail with ``CallPassedError`` (code ``"passed"``).
         """
         result = self._command(PASS, {}, extra)
         self._service._forget(self)
-        self._detach(RelayError("passed", f"call {self.call_id} was passed back to routing"))
+        self._detach(CallPassedError(f"call {self.call_id} was passed back to routing"))
         return result
 
     # -- events ---------------------------------------------------------------
@@ -749,7 +752,7 @@ class CallingService:
         old session's call events nowhere: fail what waits on them instead of hanging."""
         if resumed:
             return
-        error = RelayError("session_lost", "the RELAY session was not resumed after a reconnect")
+        error = SessionLostError()
         dropped = self._drop_everything(error)
         if dropped:
             log.warning("%d call(s) dropped: %s", dropped, error.message)

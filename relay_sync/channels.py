@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable
 
-from .errors import ClientClosedError, ConnectionLostError, RelayError
+from .errors import ClientClosedError, ConnectionLostError, NotConnectedError, RelayError
 from .ordered import OrderedRunner
 from .rpc import JSONDict
 
@@ -226,13 +226,10 @@ class ChannelHub:
                 return
             try:
                 self._session.request(UNSUBSCRIBE_METHOD, {"channels": wire_channels(released)})
-            except (ClientClosedError, ConnectionLostError) as error:
+            except (ClientClosedError, ConnectionLostError, NotConnectedError) as error:
                 # The server forgets a connection's subscriptions with it, and the
                 # renewal on the next session leaves these channels out.
                 log.debug("chat.unsubscribe not answered: %s", error)
-            except RelayError as error:
-                if error.code != "not_connected":
-                    raise
 
     def _forget(self, subscription: Subscription) -> list[str]:
         """Drop ``subscription``; returns the channels no other subscription holds."""

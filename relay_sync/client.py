@@ -24,8 +24,8 @@ from .calls import Call, CallingService
 from .channels import ChannelHub, ChannelSession
 from .chat import ChatService
 from .commands import Devices
-from .config import ClientConfig, max_connections, resolve_config
-from .errors import ClientClosedError, RelayError
+from .config import ClientConfig, context_list, max_connections, resolve_config
+from .errors import ClientClosedError, NotConnectedError, RelayError
 from .events import RelayEvent, TaskEvent
 from .jwt_renewal import JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
@@ -522,13 +522,13 @@ class RelayClient:
 
     def receive(self, contexts: Iterable[str]) -> None:
         """Start receiving inbound calls, messages and tasks on more contexts."""
-        added = _context_list(contexts)
+        added = _nonempty_contexts(contexts)
         self.execute("signalwire.receive", {"contexts": added})
         self._contexts.extend(c for c in added if c not in self._contexts)
 
     def unreceive(self, contexts: Iterable[str]) -> None:
         """Stop receiving on these contexts."""
-        removed = _context_list(contexts)
+        removed = _nonempty_contexts(contexts)
         self.execute("signalwire.unreceive", {"contexts": removed})
         self._contexts[:] = [c for c in self._contexts if c not in removed]
 
@@ -541,7 +541,7 @@ class RelayClient:
         """Decorator: ``hook(resumed)`` after every successful login. ``resumed`` is
         False on the first login and after a reconnect that got a new session from
         the server: events sent while the link was down are lost, and calls and
-        messages in progress were failed with ``RelayError("session_lost")``."""
+        messages in progress were failed with ``SessionLostError``."""
         return self._lifecycle.add("connected", hook)
 
     def on_disconnected(self, hook: Hook) -> Hook:
@@ -679,7 +679,7 @@ class RelayClient:
             self.connect()
             transport = self._transport
         if transport is None:
-            raise RelayError("not_connected", "call connect() (or run()) before sending requests")
+            raise NotConnectedError()
         return transport
 
     def _request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
@@ -803,10 +803,8 @@ def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None
         log.exception("%s %r raised", what, getattr(fn, "__name__", fn))
 
 
-def _context_list(contexts: Iterable[str]) -> list[str]:
-    if isinstance(contexts, str):
-        return [contexts]
-    result = list(contexts)
-    if not result or not all(isinstance(c, str) and c for c in result):
-        raise ValueError(f"contexts must be a non-empty list of non-empty strings, not {result!r}")
+def _nonempty_contexts(contexts: Iterable[str]) -> list[str]:
+    result = context_list(contexts)
+    if not result:
+        raise ValueError("contexts must name at least one context, e.g. ['office']")
     return result

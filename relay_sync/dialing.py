@@ -231,7 +231,7 @@ class Dialer:
         if winner is None:  # no state event named this leg before the answer
             winner = self._service.adopt(leg, state=CALL_STATE_ANSWERED)
         if winner is None:
-            fail(dial.future, RelayError("dial_failed", f"dial {tag} was answered by a call without a call_id"))
+            fail(dial.future, DialFailedError(f"dial {tag} was answered by a call without a call_id"))
             return
         log.debug("dial %s answered by call %s", tag, winner.call_id)
         settle(dial.future, winner)

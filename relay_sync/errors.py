@@ -1,4 +1,9 @@
-"""The exceptions relay_sync raises. Every failure a caller can see is a RelayError."""
+"""The exceptions relay_sync raises. Every failure a caller can see is a RelayError.
+
+Each kind of failure is its own subclass, so callers ``except`` a kind instead
+of comparing ``.code`` strings; ``.code`` and ``.message`` stay on every one.
+The hierarchy, and when each is raised, is documented in docs/api.rst.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +56,46 @@ class ClientClosedError(RelayError):
 
     def __init__(self, message: str = "the client is disconnected") -> None:
         super().__init__("closed", message)
+
+
+class SessionLostError(ConnectionLostError):
+    """A reconnect opened a new RELAY session instead of resuming the old one.
+
+    The server forgets the old session's calls and messages, so whatever waited
+    on them (an action, a call's end, a message's delivery) will never hear
+    more and fails with this.
+    """
+
+    def __init__(self, message: str = "the RELAY session was not resumed after a reconnect") -> None:
+        RelayError.__init__(self, "session_lost", message)
+
+
+class ConnectFailedError(RelayError):
+    """The client could not connect (``"connect_failed"``) or gave up reconnecting (``"reconnect_failed"``)."""
+
+    def __init__(self, message: str, *, code: str = "connect_failed") -> None:
+        super().__init__(code, message)
+
+
+class NotConnectedError(RelayError):
+    """A request was made before ``connect()`` (or ``run()``) opened the client."""
+
+    def __init__(self, message: str = "call connect() (or run()) before sending requests") -> None:
+        super().__init__("not_connected", message)
+
+
+class BacklogFullError(RelayError):
+    """The link is down and the backlog of requests waiting for it is full; nothing was queued."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("backlog_full", message)
+
+
+class CallPassedError(RelayError):
+    """The call was handed back to RELAY routing with ``pass_()``; it left this client."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("passed", message)
 
 
 class DialFailedError(RelayError):

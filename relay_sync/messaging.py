@@ -26,7 +26,7 @@ from .constants import (
     MESSAGE_STATE_RECEIVED,
     MESSAGE_TERMINAL_STATES,
 )
-from .errors import RelayError, RelayTimeoutError
+from .errors import RelayError, RelayTimeoutError, SessionLostError
 from .events import (
     MessageReceiveEvent,
     MessageStateEvent,
@@ -491,10 +491,8 @@ class MessagingService:
             fail(message.future, error)
 
 
-def _session_lost() -> RelayError:
-    return RelayError(
-        "session_lost", "the RELAY session the message was sent on was not resumed after a reconnect"
-    )
+def _session_lost() -> SessionLostError:
+    return SessionLostError("the RELAY session the message was sent on was not resumed after a reconnect")
 
 
 def _check_callable(handler: Handler) -> Handler:

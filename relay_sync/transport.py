@@ -35,7 +35,15 @@ from typing import Any, Callable
 import tenacity
 import websocket
 
-from .errors import AuthenticationError, ClientClosedError, ConnectionLostError, RelayError, RelayTimeoutError
+from .errors import (
+    AuthenticationError,
+    BacklogFullError,
+    ClientClosedError,
+    ConnectFailedError,
+    ConnectionLostError,
+    RelayError,
+    RelayTimeoutError,
+)
 from .framing import FrameReader, MaskingKeys, control_frame, text_frame
 from .keepalive import Keepalive
 from .lifecycle import ConnectionState, LinkObserver
@@ -211,7 +219,7 @@ class Transport:
             if self._closing.is_set():  # close() (the client's disconnect()) cut the login short
                 raise ClientClosedError() from None
             self.close()
-            raise RelayError("connect_failed", f"could not connect to {self._options.url}: {_describe(error)}") from None
+            raise ConnectFailedError(f"could not connect to {self._options.url}: {_describe(error)}") from None
 
     def request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
         """Send a request and block until its result (2xx) or a ``RelayError``."""
@@ -235,9 +243,8 @@ class Transport:
                 raise self._fatal or ClientClosedError()
             if not self._connected:
                 if len(self._backlog) >= BACKLOG_LIMIT:
-                    raise RelayError(
-                        "backlog_full",
-                        f"{BACKLOG_LIMIT} requests are already waiting for the connection to come back",
+                    raise BacklogFullError(
+                        f"{BACKLOG_LIMIT} requests are already waiting for the connection to come back"
                     )
                 self._backlog.append(pending)
                 self._requests_sent += 1
@@ -587,7 +594,7 @@ class Transport:
                 error.code, f"the server refused the credentials {AUTH_FAILURE_LIMIT} times while reconnecting: {error.message}"
             )
         else:
-            fatal = RelayError("reconnect_failed", f"could not reconnect: {_describe(error)}")
+            fatal = ConnectFailedError(f"could not reconnect: {_describe(error)}", code="reconnect_failed")
         log.error("giving up on the connection: %r", fatal)
         self._fatal = fatal
         with self._state_lock:

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
-from relay_sync import Call, RelayClient, RelayError, RelayTimeoutError
+from relay_sync import Call, CallPassedError, RelayClient, RelayError, RelayTimeoutError, SessionLostError
 from relay_sync.events import CallStateEvent, RelayEvent
 from relay_sync.testing import RelayTestServer
 
@@ -71,7 +71,7 @@ def test_answer_hangup_and_pass_send_their_frames(client: RelayClient, server: R
     other.pass_()
     assert params_of(server.requests("calling.pass")[-1]) == {"node_id": other.node_id, "call_id": other.call_id}
     # A passed call has left this client: it is out of the table and its waits end.
-    with pytest.raises(RelayError) as excinfo:
+    with pytest.raises(CallPassedError) as excinfo:
         other.wait_for_ended(timeout=WAIT)
     assert excinfo.value.code == "passed"
     assert client._calling.find(other.call_id) is None
@@ -438,7 +438,7 @@ def test_a_session_that_is_not_resumed_drops_its_calls(client: RelayClient, serv
 
     server.session().send_disconnect(restart=True)  # the server forgets the session: no resume
 
-    with pytest.raises(RelayError) as excinfo:
+    with pytest.raises(SessionLostError) as excinfo:
         play.wait(timeout=WAIT)
     assert excinfo.value.code == "session_lost"
     with pytest.raises(RelayError):

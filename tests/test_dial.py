@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
-from relay_sync import Call, RelayClient, RelayError, RelayTimeoutError
+from relay_sync import Call, DialFailedError, RelayClient, RelayError, RelayTimeoutError
 from relay_sync.testing import RelayTestServer, ServerSession
 
 from .calling_support import WAIT, new_id, params_of, push_control, push_state
@@ -132,7 +132,7 @@ def test_a_failed_dial_raises_and_leaves_nothing_behind(client: RelayClient, ser
     push_leg(session, tag, leg, "ringing")
     push_dial(session, tag, "failed")
 
-    with pytest.raises(RelayError) as excinfo:
+    with pytest.raises(DialFailedError) as excinfo:
         future.result(timeout=WAIT)
     assert excinfo.value.code == "dial_failed"
     assert client._calling.call_count == 0 and len(client._calling._dialer) == 0

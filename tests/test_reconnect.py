@@ -10,11 +10,11 @@ from typing import Any, Callable
 
 import pytest
 
-from relay_sync import AuthenticationError, ConnectionLostError, RelayClient, RelayError
+from relay_sync import AuthenticationError, BacklogFullError, ConnectionLostError, RelayClient
 from relay_sync.testing import RelayEmulator, RelayTestServer
 from relay_sync.transport import BACKLOG_LIMIT
 
-from .conftest import relay_threads
+from .fast_clients import relay_threads
 
 MakeClient = Callable[..., RelayClient]
 
@@ -96,7 +96,7 @@ def test_backlog_is_capped(server: RelayTestServer, make_client: MakeClient) -> 
     server.wait_for_request("signalwire.connect", count=2)
     transport = client._live_transport()
     queued = [transport.submit("queued.method", {"n": n}) for n in range(BACKLOG_LIMIT)]
-    with pytest.raises(RelayError) as caught:
+    with pytest.raises(BacklogFullError) as caught:
         client.execute("one.too.many", {})
     assert caught.value.code == "backlog_full"
     server.resume_logins()

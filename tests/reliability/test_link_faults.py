@@ -19,16 +19,18 @@ import pytest
 from relay_sync import (
     AuthenticationError,
     Call,
+    ConnectFailedError,
     ConnectionLostError,
     RelayClient,
     RelayError,
     RelayTimeoutError,
+    SessionLostError,
 )
 from relay_sync.actions import PlayAction
 from relay_sync.testing import RelayTestServer, ServerSession
 
 from ..calling_support import push_inbound, script_call_lifecycle
-from ..conftest import relay_threads
+from ..fast_clients import relay_threads
 from .support import (
     STEP,
     CallDesk,
@@ -120,7 +122,7 @@ def test_drop_during_the_first_connect(server: RelayTestServer, make_client: Mak
     connecting = run_in_thread(client.connect)
     login_session(server, 1).drop()
     error = outcome_of(connecting)
-    assert isinstance(error, RelayError) and error.code == "connect_failed"
+    assert isinstance(error, ConnectFailedError) and error.code == "connect_failed"
     assert not client.connected
     assert relay_threads() == []  # a failed connect() leaves nothing running
 
@@ -248,9 +250,9 @@ def test_server_disconnect_during_active_calls(server: RelayTestServer, make_cli
         assert client.relay_protocol != protocol
         assert client._calling.call_count == 0
         for call, action in running:
-            assert woken_with_error(partial(action.wait, timeout=STEP)).code == "session_lost"
-            assert woken_with_error(partial(call.wait_for_ended, timeout=STEP)).code == "session_lost"
-        assert woken_with_error(lambda: waiting_for_digits.result(STEP)).code == "session_lost"
+            assert isinstance(woken_with_error(partial(action.wait, timeout=STEP)), SessionLostError)
+            assert isinstance(woken_with_error(partial(call.wait_for_ended, timeout=STEP)), SessionLostError)
+        assert isinstance(woken_with_error(lambda: waiting_for_digits.result(STEP)), SessionLostError)
     else:
         assert client.relay_protocol == protocol
         finish_calls(second, running)
@@ -269,7 +271,7 @@ def test_messages_in_flight_across_a_restart_disconnect(server: RelayTestServer,
     second = server.wait_for_session(2)
     assert_serves(client, server)
     # Sent on the old session's protocol: its states can no longer reach this client.
-    assert woken_with_error(lambda: on_protocol.wait(timeout=STEP)).code == "session_lost"
+    assert isinstance(woken_with_error(lambda: on_protocol.wait(timeout=STEP)), SessionLostError)
     # Sent on a context the client still receives: its states still come.
     second.push_event("messaging.state", {"message_id": on_context.message_id, "message_state": "delivered"})
     assert on_context.wait(timeout=STEP).state == "delivered"
