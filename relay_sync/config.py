@@ -133,7 +133,7 @@ def resolve_config(
             f"scheme='ws' sends credentials in clear text and is only allowed for a loopback host, not {host!r}"
         )
 
-    context_list = _context_list(contexts)
+    contexts_given = context_list(contexts)
     _check_positive("request_timeout", request_timeout)
     _check_positive("ping_interval", ping_interval)
     low, high = _backoff(reconnect_backoff)
@@ -142,7 +142,7 @@ def resolve_config(
         token=token,
         jwt_token=jwt_token,
         host=host,
-        contexts=tuple(context_list),
+        contexts=tuple(contexts_given),
         max_active_calls=resolve_max_active_calls(max_active_calls),
         scheme=scheme,
         request_timeout=float(request_timeout),
@@ -246,7 +246,10 @@ def _positive_env_int(name: str, default: int) -> int:
     return value
 
 
-def _context_list(contexts: Iterable[str] | None) -> list[str]:
+def context_list(contexts: Iterable[str] | None) -> list[str]:
+    """The one rule for a list of contexts (the constructor, ``receive``, ``unreceive``):
+    a list of non-empty strings; a bare string is refused, since iterating it
+    would subscribe to each of its letters."""
     if contexts is None:
         return []
     if isinstance(contexts, str):

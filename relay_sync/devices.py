@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-JSONDict = dict[str, Any]
+from .rpc import JSONDict
 
 # What RELAY accepts as a phone number: E.164, a "+" and up to 15 digits, no leading zero.
 E164 = re.compile(r"\+[1-9]\d{1,14}")

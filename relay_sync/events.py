@@ -40,18 +40,18 @@ from .constants import (
     EVENT_MESSAGING_STATE,
     EVENT_TASK,
 )
-from .rpc import masked
+from .rpc import JSONDict, masked
 
 if TYPE_CHECKING:
     from typing_extensions import Self  # typing.Self needs Python 3.11
 
-JSONDict = dict[str, Any]
 
 # Each event family names its state differently; the first key present wins.
 _STATE_KEYS = ("state", "call_state", "message_state", "dial_state", "connect_state")
 
 
-def _text(params: JSONDict, key: str) -> str | None:
+def text_field(params: Mapping[str, Any], key: str) -> str | None:
+    """``params[key]`` when it is a string, else None: how every event and call field is read."""
     value = params.get(key)
     return value if isinstance(value, str) else None
 
@@ -143,11 +143,11 @@ class RelayEvent:
     @property
     def control_id(self) -> str | None:
         """The id of the operation (play, record, ...) this event reports on."""
-        return _text(self.params, "control_id")
+        return text_field(self.params, "control_id")
 
     @property
     def tag(self) -> str | None:
-        return _text(self.params, "tag")
+        return text_field(self.params, "tag")
 
     @property
     def state(self) -> str | None:
@@ -205,16 +205,16 @@ class CallStateEvent(RelayEvent):
 
     @property
     def call_state(self) -> str | None:
-        return _text(self.params, "call_state")
+        return text_field(self.params, "call_state")
 
     @property
     def end_reason(self) -> str | None:
         """Why the call ended (``hangup``, ``busy``, ``noAnswer``...); set on ``ended``."""
-        return _text(self.params, "end_reason")
+        return text_field(self.params, "end_reason")
 
     @property
     def direction(self) -> str | None:
-        return _text(self.params, "direction")
+        return text_field(self.params, "direction")
 
     @property
     def device(self) -> JSONDict:
@@ -228,19 +228,19 @@ class CallReceiveEvent(RelayEvent):
 
     @property
     def project_id(self) -> str | None:
-        return _text(self.params, "project_id")
+        return text_field(self.params, "project_id")
 
     @property
     def call_state(self) -> str | None:
-        return _text(self.params, "call_state")
+        return text_field(self.params, "call_state")
 
     @property
     def context(self) -> str | None:
-        return _text(self.params, "context")
+        return text_field(self.params, "context")
 
     @property
     def direction(self) -> str | None:
-        return _text(self.params, "direction")
+        return text_field(self.params, "direction")
 
     @property
     def device(self) -> JSONDict:
@@ -249,7 +249,7 @@ class CallReceiveEvent(RelayEvent):
 
     @property
     def segment_id(self) -> str | None:
-        return _text(self.params, "segment_id")
+        return text_field(self.params, "segment_id")
 
 
 class PlayEvent(RelayEvent):
@@ -276,7 +276,7 @@ class RecordEvent(RelayEvent):
     @property
     def url(self) -> str | None:
         """Where the recording can be fetched (see ``relay_sync.rest.download_recording``)."""
-        return _text(self.record, "url") or _text(self.params, "url")
+        return text_field(self.record, "url") or text_field(self.params, "url")
 
     @property
     def duration(self) -> float | None:
@@ -303,7 +303,7 @@ class CollectEvent(RelayEvent):
 
     @property
     def result_type(self) -> str | None:
-        return _text(self.result, "type")
+        return text_field(self.result, "type")
 
     @property
     def final(self) -> bool | None:
@@ -319,7 +319,7 @@ class ConnectEvent(RelayEvent):
     @property
     def connect_state(self) -> str | None:
         """``connecting``, ``connected``, ``disconnected`` or ``failed``."""
-        return _text(self.params, "connect_state")
+        return text_field(self.params, "connect_state")
 
     @property
     def peer(self) -> JSONDict:
@@ -339,12 +339,12 @@ class DetectEvent(RelayEvent):
 
     @property
     def detect_type(self) -> str | None:
-        return _text(self.detect, "type")
+        return text_field(self.detect, "type")
 
     @property
     def detect_event(self) -> str | None:
         """What was detected (``HUMAN``, ``MACHINE``, ``CED``, a digit, ``finished``...)."""
-        return _text(_object(self.detect, "params"), "event")
+        return text_field(_object(self.detect, "params"), "event")
 
 
 class FaxEvent(RelayEvent):
@@ -378,11 +378,11 @@ class StreamEvent(RelayEvent):
 
     @property
     def url(self) -> str | None:
-        return _text(self.params, "url")
+        return text_field(self.params, "url")
 
     @property
     def name(self) -> str | None:
-        return _text(self.params, "name")
+        return text_field(self.params, "name")
 
 
 class SendDigitsEvent(RelayEvent):
@@ -399,7 +399,7 @@ class DialEvent(RelayEvent):
     @property
     def dial_state(self) -> str | None:
         """``dialing``, ``answered`` or ``failed``."""
-        return _text(self.params, "dial_state")
+        return text_field(self.params, "dial_state")
 
     @property
     def call(self) -> JSONDict:
@@ -414,7 +414,7 @@ class ReferEvent(RelayEvent):
 
     @property
     def sip_refer_to(self) -> str | None:
-        return _text(self.params, "sip_refer_to")
+        return text_field(self.params, "sip_refer_to")
 
     @property
     def sip_refer_response_code(self) -> str | None:
@@ -449,16 +449,16 @@ class QueueEvent(RelayEvent):
     @property
     def status(self) -> str | None:
         """``entered``, ``left``..."""
-        return _text(self.params, "status")
+        return text_field(self.params, "status")
 
     @property
     def queue_id(self) -> str | None:
         # The async SDK reads "id"; the queue commands' own name for it is "queue_id".
-        return _text(self.params, "id") or _text(self.params, "queue_id")
+        return text_field(self.params, "id") or text_field(self.params, "queue_id")
 
     @property
     def queue_name(self) -> str | None:
-        return _text(self.params, "name") or _text(self.params, "queue_name")
+        return text_field(self.params, "name") or text_field(self.params, "queue_name")
 
     @property
     def position(self) -> int | None:
@@ -483,11 +483,11 @@ class TranscribeEvent(RelayEvent):
 
     @property
     def url(self) -> str | None:
-        return _text(self.params, "url")
+        return text_field(self.params, "url")
 
     @property
     def recording_id(self) -> str | None:
-        return _text(self.params, "recording_id")
+        return text_field(self.params, "recording_id")
 
     @property
     def duration(self) -> float | None:
@@ -511,15 +511,15 @@ class ConferenceEvent(RelayEvent):
 
     @property
     def conference_id(self) -> str | None:
-        return _text(self.params, "conference_id")
+        return text_field(self.params, "conference_id")
 
     @property
     def name(self) -> str | None:
-        return _text(self.params, "name")
+        return text_field(self.params, "name")
 
     @property
     def status(self) -> str | None:
-        return _text(self.params, "status")
+        return text_field(self.params, "status")
 
 
 class CallingErrorEvent(RelayEvent):
@@ -533,7 +533,7 @@ class CallingErrorEvent(RelayEvent):
 
     @property
     def message(self) -> str | None:
-        return _text(self.params, "message")
+        return text_field(self.params, "message")
 
 
 class _MessageEvent(RelayEvent):
@@ -543,31 +543,31 @@ class _MessageEvent(RelayEvent):
 
     @property
     def message_id(self) -> str | None:
-        return _text(self.params, "message_id")
+        return text_field(self.params, "message_id")
 
     @property
     def message_state(self) -> str | None:
-        return _text(self.params, "message_state")
+        return text_field(self.params, "message_state")
 
     @property
     def context(self) -> str | None:
-        return _text(self.params, "context")
+        return text_field(self.params, "context")
 
     @property
     def direction(self) -> str | None:
-        return _text(self.params, "direction")
+        return text_field(self.params, "direction")
 
     @property
     def from_number(self) -> str | None:
-        return _text(self.params, "from_number")
+        return text_field(self.params, "from_number")
 
     @property
     def to_number(self) -> str | None:
-        return _text(self.params, "to_number")
+        return text_field(self.params, "to_number")
 
     @property
     def body(self) -> str | None:
-        return _text(self.params, "body")
+        return text_field(self.params, "body")
 
     @property
     def media(self) -> list[str]:
@@ -598,7 +598,7 @@ class MessageStateEvent(_MessageEvent):
     @property
     def reason(self) -> str | None:
         """Why the message was not delivered, when the carrier said."""
-        return _text(self.params, "reason")
+        return text_field(self.params, "reason")
 
 
 class TaskEvent(RelayEvent):
@@ -614,7 +614,7 @@ class TaskEvent(RelayEvent):
 
     @property
     def context(self) -> str | None:
-        return _text(self.params, "context")
+        return text_field(self.params, "context")
 
     @property
     def message(self) -> Any:

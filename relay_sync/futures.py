@@ -48,15 +48,12 @@ class HandoffFuture(Future):  # type: ignore[type-arg]
     ``add_done_callback`` functions right there, stalling every other call.
     """
 
-    def __init__(self, executor: HandlerPool | None) -> None:
+    def __init__(self, executor: HandlerPool) -> None:
         super().__init__()
         self._executor = executor
 
     def add_done_callback(self, fn: Callable[[Future[Any]], object]) -> None:
         executor = self._executor
-        if executor is None:
-            super().add_done_callback(fn)
-            return
 
         def hand_off(future: Future[Any]) -> None:
             try:

@@ -47,9 +47,6 @@ class Keepalive:
         self._running = False
         self.last_heard = time.monotonic()
 
-    def heard(self) -> None:
-        self.last_heard = time.monotonic()
-
     def start(self) -> None:
         with self._lock:
             self._running = True

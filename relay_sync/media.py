@@ -12,9 +12,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
-
-JSONDict = dict[str, Any]
+from .rpc import JSONDict
 
 
 def _item(kind: str, params: JSONDict) -> JSONDict:

@@ -24,6 +24,7 @@ import requests
 
 from ._version import __version__
 from .config import (
+    ENV_CA_FILE,
     ENV_PROJECT,
     ENV_SPACE,
     ENV_TOKEN,
@@ -32,16 +33,14 @@ from .config import (
     validate_host,
 )
 from .errors import RestError
-from .rpc import MASK
+from .rpc import MASK, JSONDict
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 if TYPE_CHECKING:  # annotations only: the | syntax needs Python 3.10 at run time
     Timeout = float | tuple[float, float]
     PathArg = str | os.PathLike[str]
 
-ENV_CA_FILE = "SIGNALWIRE_RELAY_CA_FILE"
 USER_AGENT = f"relay_sync/{__version__}"
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
 DEFAULT_CHUNK_SIZE = 65536

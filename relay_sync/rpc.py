@@ -206,14 +206,13 @@ class PendingTable:
             return
         settle(pending.future, result)
 
-    def fail_all(self, error: RelayError) -> list[PendingRequest]:
+    def fail_all(self, error: RelayError) -> None:
         with self._lock:
             failed = list(self._by_id.values())
             self._by_id.clear()
             self.failed += len(failed)
         for pending in failed:
             pending.fail(error)
-        return failed
 
     def fail_some(self, requests: list[PendingRequest], error: RelayError) -> None:
         """Fail these requests (a write of them failed); those already settled stay as they are."""

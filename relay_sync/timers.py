@@ -71,9 +71,6 @@ class TimerThread:
                 self._condition.notify()
         return timer
 
-    def __len__(self) -> int:
-        return len(self._heap)
-
     def _run(self) -> None:
         while True:
             with self._condition:

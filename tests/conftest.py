@@ -1,26 +1,25 @@
-"""Shared fixtures: a real RELAY test server on 127.0.0.1 and clients connected to it.
+"""Shared fixtures: a real RELAY test server (``server``) or emulator
+(``emulator``) on 127.0.0.1, and clients connected to them (``make_client``,
+``client``, ``connect``).
 
-Every client made through ``make_client`` is disconnected after the test, and
-the test fails if any relay_sync thread is still alive afterwards.
+Every client made through ``make_client`` or ``connect`` is disconnected after
+the test, and the test fails if any relay_sync thread is still alive afterwards.
+A module that needs an emulator with other settings defines its own
+``emulator`` fixture; ``connect`` then uses that one.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
 
 from relay_sync import RelayClient
-from relay_sync.testing import RelayTestServer
+from relay_sync.testing import RelayEmulator, RelayTestServer
 
-# Fast settings so fault tests finish in well under a second.
-FAST = {"request_timeout": 2.0, "ping_interval": 5.0, "reconnect_backoff": (0.05, 0.2)}
-
-
-def relay_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("relay_sync")]
+from .emulator_support import RING_TIMEOUT, TIME_FACTOR, Connect
+from .fast_clients import FAST, relay_threads
 
 
 @pytest.fixture
@@ -54,3 +53,28 @@ def make_client(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> Ite
 def client(make_client: Callable[..., RelayClient]) -> RelayClient:
     """A connected client on the ``office`` context."""
     return make_client(contexts=["office"])
+
+
+@pytest.fixture
+def emulator() -> Iterator[RelayEmulator]:
+    """A started emulator, 100x faster than real time; an unanswered call rings for 0.2 s."""
+    with RelayEmulator(time_factor=TIME_FACTOR, ring_timeout=RING_TIMEOUT) as running:
+        yield running
+
+
+@pytest.fixture
+def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
+    """``connect(contexts=("office",), **kwargs)``: a connected client on ``emulator``."""
+    monkeypatch.setenv("RELAY_MAX_CONNECTIONS", "16")
+    clients: list[RelayClient] = []
+
+    def make(contexts: tuple[str, ...] = ("office",), **kwargs: Any) -> RelayClient:
+        client = emulator.client(contexts=list(contexts), **{**FAST, **kwargs})
+        clients.append(client)
+        client.connect()
+        return client
+
+    yield make
+    for client in clients:
+        client.disconnect()
+    assert relay_threads() == [], "relay_sync threads left running after disconnect()"

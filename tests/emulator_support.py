@@ -1,20 +1,14 @@
-"""Fixtures and helpers for the emulator's own tests: a fast emulator, a
-factory of connected clients, and a way to get an on_call handler's outcome
-back to the test thread."""
+"""Helpers for the tests that run on the emulator (its fixtures, ``emulator``
+and ``connect``, are in conftest.py): the numbers they use, and a way to get an
+on_call handler's outcome back to the test thread."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any, Callable
 
-import pytest
-
 from relay_sync import RelayClient
-from relay_sync.testing import RelayEmulator
-
-from .conftest import FAST, relay_threads
 
 OFFICE = "+15550100"  # the number the app answers
 CALLER = "+15550111"
@@ -25,30 +19,6 @@ TIME_FACTOR = 0.01
 RING_TIMEOUT = 20.0
 
 Connect = Callable[..., RelayClient]
-
-
-def running_emulator() -> Iterator[RelayEmulator]:
-    """For an ``emulator`` fixture: a started emulator, stopped afterwards."""
-    with RelayEmulator(time_factor=TIME_FACTOR, ring_timeout=RING_TIMEOUT) as running:
-        yield running
-
-
-def client_factory(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    """For a ``connect`` fixture: ``connect(contexts=("office",), **kwargs)`` gives a connected
-    client on the emulator; all are disconnected afterwards, leaving no thread behind."""
-    monkeypatch.setenv("RELAY_MAX_CONNECTIONS", "16")
-    clients: list[RelayClient] = []
-
-    def make(contexts: tuple[str, ...] = ("office",), **kwargs: Any) -> RelayClient:
-        client = emulator.client(contexts=list(contexts), **{**FAST, **kwargs})
-        clients.append(client)
-        client.connect()
-        return client
-
-    yield make
-    for client in clients:
-        client.disconnect()
-    assert relay_threads() == [], "relay_sync threads left running after disconnect()"
 
 
 class Outcomes:

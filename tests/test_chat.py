@@ -10,7 +10,6 @@ import os
 import queue
 import select
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,19 +18,9 @@ import pytest
 from relay_sync import ChatMember, ChatMessage, ChatMessages, PubSubMessage, RelayClient, RelayError, Subscription
 from relay_sync.testing import RelayEmulator
 
-from .emulator_support import Connect, client_factory, running_emulator
+from .emulator_support import Connect
 
 WAIT = 5.0  # seconds any one awaited thing may take
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 class Inbox:

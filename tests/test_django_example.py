@@ -20,7 +20,7 @@ import pytest
 
 from relay_sync.testing import RelayEmulator
 
-from .conftest import FAST, relay_threads
+from .fast_clients import FAST, relay_threads
 
 pytest.importorskip("django")
 

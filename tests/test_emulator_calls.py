@@ -4,7 +4,6 @@ machines, busy, no answer, hanging up), recordings, dial and connect."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,22 +16,10 @@ from .emulator_support import (
     CALLER,
     OFFICE,
     Connect,
-    client_factory,
     handle_calls,
     phone_device,
-    running_emulator,
     tts,
 )
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 def methods_sent(emulator: RelayEmulator, call_id: str) -> list[str]:

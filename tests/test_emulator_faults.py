@@ -9,7 +9,6 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,18 +17,8 @@ import requests
 from relay_sync import RelayClient, RelayError
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
-from .conftest import FAST
-from .emulator_support import CALLER, OFFICE, Connect, client_factory, handle_calls, running_emulator, tts
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
+from .emulator_support import CALLER, OFFICE, Connect, handle_calls, tts
+from .fast_clients import FAST
 
 
 def event_frames(emulator: RelayEmulator, event_type: str) -> list[tuple[int, str]]:

@@ -5,7 +5,6 @@ messages, tasks over HTTP, JWTs minted, accepted, refreshed and refused."""
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,17 +13,7 @@ import requests
 from relay_sync import RelayClient, RelayError, rest
 from relay_sync.testing import RelayEmulator
 
-from .emulator_support import CALLER, OFFICE, Connect, client_factory, running_emulator
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
+from .emulator_support import CALLER, OFFICE, Connect
 
 
 def test_an_outbound_message_is_queued_initiated_sent_then_delivered(emulator: RelayEmulator, connect: Connect) -> None:

@@ -7,7 +7,6 @@ user events)."""
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,20 +14,10 @@ import pytest
 from relay_sync import EVENT_CALL_PLAY, Call, RelayClient, RelayError, RelayEvent, devices, media
 from relay_sync.testing import RelayEmulator
 
-from .emulator_support import AGENT, CALLER, OFFICE, Connect, client_factory, handle_calls, running_emulator
+from .emulator_support import AGENT, CALLER, OFFICE, Connect, handle_calls
 
 CUSTOMER = "+15550133"
 WAIT = 5.0
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 @pytest.fixture

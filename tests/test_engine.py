@@ -24,7 +24,7 @@ from relay_sync import (
 from relay_sync.rest import create_jwt
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
-from .conftest import relay_threads
+from .fast_clients import relay_threads
 
 MakeClient = Callable[..., RelayClient]
 

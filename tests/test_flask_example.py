@@ -24,7 +24,7 @@ import responses
 
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
-from .conftest import FAST, relay_threads
+from .fast_clients import FAST, relay_threads
 
 pytest.importorskip("flask")
 

@@ -14,7 +14,7 @@ import pytest
 from relay_sync import AuthenticationError, ConnectionLostError, RelayClient
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
-from .conftest import relay_threads
+from .fast_clients import relay_threads
 
 MakeClient = Callable[..., RelayClient]
 

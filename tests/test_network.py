@@ -13,7 +13,7 @@ from relay_sync import RelayClient, RelayError
 from relay_sync.events import TaskEvent
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
-from .conftest import relay_threads
+from .fast_clients import relay_threads
 from .netutil import ConnectProxy
 
 trustme = pytest.importorskip("trustme")

@@ -11,7 +11,6 @@ side fails a test.
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -39,20 +38,10 @@ from relay_sync import (
 )
 from relay_sync.testing import RelayEmulator
 
-from .emulator_support import AGENT, CALLER, OFFICE, Connect, client_factory, handle_calls, running_emulator
+from .emulator_support import AGENT, CALLER, OFFICE, Connect, handle_calls
 
 CUSTOMER = "+15550133"
 WAIT = 5.0
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 @pytest.fixture

@@ -62,13 +62,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def server() -> Iterator[responses.RequestsMock]:
+def rest_mock() -> Iterator[responses.RequestsMock]:
+    """The REST API's HTTP layer, mocked with responses (no socket is opened)."""
     with responses.RequestsMock() as mock:
         yield mock
 
 
-def sent(server: responses.RequestsMock, index: int = 0) -> Any:
-    return server.calls[index].request
+def sent(rest_mock: responses.RequestsMock, index: int = 0) -> Any:
+    return rest_mock.calls[index].request
 
 
 def basic_auth(user: str, password: str) -> str:
@@ -83,12 +84,12 @@ def assert_no_secrets(text: str) -> None:
 # --- tasks ---------------------------------------------------------------
 
 
-def test_deliver_task_posts_context_and_message(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=204)
+def test_deliver_task_posts_context_and_message(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=204)
 
     deliver_task("office", {"job": 42, "who": "ada"}, **CREDENTIALS)
 
-    request = sent(server)
+    request = sent(rest_mock)
     assert request.method == "POST"
     assert request.url == TASKS_URL
     assert json.loads(request.body) == {"context": "office", "message": {"job": 42, "who": "ada"}}
@@ -99,35 +100,35 @@ def test_deliver_task_posts_context_and_message(server: responses.RequestsMock) 
     assert request.req_kwargs["verify"] is True
 
 
-def test_any_2xx_delivers(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=200, body="queued")
+def test_any_2xx_delivers(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=200, body="queued")
 
     deliver_task("office", {}, **CREDENTIALS)
 
-    assert len(server.calls) == 1
+    assert len(rest_mock.calls) == 1
 
 
 def test_credentials_and_host_come_from_the_environment(
-    server: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+    rest_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "env-project")
     monkeypatch.setenv("SIGNALWIRE_API_TOKEN", "env-token")
     monkeypatch.setenv("SIGNALWIRE_SPACE", "env.signalwire.com")
-    server.post("https://env.signalwire.com/api/relay/rest/tasks", status=204)
+    rest_mock.post("https://env.signalwire.com/api/relay/rest/tasks", status=204)
 
     deliver_task("office", {"n": 1})
 
-    assert sent(server).headers["Authorization"] == basic_auth("env-project", "env-token")
+    assert sent(rest_mock).headers["Authorization"] == basic_auth("env-project", "env-token")
 
 
-def test_arguments_win_over_the_environment(server: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_arguments_win_over_the_environment(rest_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNALWIRE_PROJECT_ID", "env-project")
     monkeypatch.setenv("SIGNALWIRE_SPACE", "env.signalwire.com")
-    server.post(TASKS_URL, status=204)
+    rest_mock.post(TASKS_URL, status=204)
 
     deliver_task("office", {}, **CREDENTIALS)
 
-    assert sent(server).headers["Authorization"] == basic_auth(PROJECT, TOKEN)
+    assert sent(rest_mock).headers["Authorization"] == basic_auth(PROJECT, TOKEN)
 
 
 @pytest.mark.parametrize(
@@ -178,12 +179,12 @@ def test_a_host_that_is_not_a_hostname_is_refused(host: str) -> None:
         ("::1", "http://[::1]/api/relay/rest/tasks"),
     ],
 )
-def test_plain_http_reaches_a_loopback_emulator(server: responses.RequestsMock, host: str, url: str) -> None:
-    server.post(url, status=204)
+def test_plain_http_reaches_a_loopback_emulator(rest_mock: responses.RequestsMock, host: str, url: str) -> None:
+    rest_mock.post(url, status=204)
 
     deliver_task("office", {}, project=PROJECT, token=TOKEN, host=host, scheme="http")
 
-    assert sent(server).url == url
+    assert sent(rest_mock).url == url
 
 
 @pytest.mark.parametrize("host", ["example.signalwire.com", "10.0.0.1:8080", "localhost.evil.com"])
@@ -197,7 +198,7 @@ def test_an_unknown_scheme_is_refused() -> None:
         deliver_task("office", {}, **CREDENTIALS, scheme="ftp")
 
 
-def test_task_arguments_are_checked_before_sending(server: responses.RequestsMock) -> None:
+def test_task_arguments_are_checked_before_sending(rest_mock: responses.RequestsMock) -> None:
     with pytest.raises(ValueError, match="context"):
         deliver_task("", {}, **CREDENTIALS)
     with pytest.raises(TypeError, match="message must be a dict"):
@@ -207,14 +208,14 @@ def test_task_arguments_are_checked_before_sending(server: responses.RequestsMoc
     with pytest.raises(ValueError, match="JSON"):
         deliver_task("office", {"ratio": float("nan")}, **CREDENTIALS)
 
-    assert len(server.calls) == 0
+    assert len(rest_mock.calls) == 0
 
 
 # --- failures ------------------------------------------------------------
 
 
-def test_401_says_what_to_check(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=401, json={"error": "Unauthorized"})
+def test_401_says_what_to_check(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=401, json={"error": "Unauthorized"})
 
     with pytest.raises(RestError) as caught:
         deliver_task("office", {}, **CREDENTIALS)
@@ -228,8 +229,8 @@ def test_401_says_what_to_check(server: responses.RequestsMock) -> None:
     assert_no_secrets(str(error))
 
 
-def test_404_carries_the_status_and_body(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=404, body="no such space")
+def test_404_carries_the_status_and_body(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=404, body="no such space")
 
     with pytest.raises(RestError) as caught:
         deliver_task("office", {}, **CREDENTIALS)
@@ -239,8 +240,8 @@ def test_404_carries_the_status_and_body(server: responses.RequestsMock) -> None
     assert "HTTP 404" in str(caught.value)
 
 
-def test_500_body_is_in_the_error_and_truncated(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=500, body="database on fire " + "x" * 5000)
+def test_500_body_is_in_the_error_and_truncated(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=500, body="database on fire " + "x" * 5000)
 
     with pytest.raises(RestError) as caught:
         deliver_task("office", {}, **CREDENTIALS)
@@ -253,8 +254,8 @@ def test_500_body_is_in_the_error_and_truncated(server: responses.RequestsMock) 
     assert len(str(error)) < 1000
 
 
-def test_a_server_echoing_the_credentials_does_not_leak_them(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=403, body=f"token {TOKEN} of project {PROJECT} may not post tasks")
+def test_a_server_echoing_the_credentials_does_not_leak_them(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=403, body=f"token {TOKEN} of project {PROJECT} may not post tasks")
 
     with pytest.raises(RestError) as caught:
         deliver_task("office", {}, **CREDENTIALS)
@@ -273,9 +274,9 @@ def test_a_server_echoing_the_credentials_does_not_leak_them(server: responses.R
     ],
 )
 def test_network_failures_are_rest_errors_with_status_0(
-    server: responses.RequestsMock, failure: Exception, words: str
+    rest_mock: responses.RequestsMock, failure: Exception, words: str
 ) -> None:
-    server.post(TASKS_URL, body=failure)
+    rest_mock.post(TASKS_URL, body=failure)
 
     with pytest.raises(RestError, match=words) as caught:
         deliver_task("office", {}, **CREDENTIALS)
@@ -287,8 +288,8 @@ def test_network_failures_are_rest_errors_with_status_0(
     assert_no_secrets(str(error))
 
 
-def test_logs_carry_no_credentials(server: responses.RequestsMock, caplog: pytest.LogCaptureFixture) -> None:
-    server.post(TASKS_URL, status=500, body="oops")
+def test_logs_carry_no_credentials(rest_mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture) -> None:
+    rest_mock.post(TASKS_URL, status=500, body="oops")
     caplog.set_level(logging.DEBUG, logger="relay_sync")
 
     with pytest.raises(RestError):
@@ -311,27 +312,27 @@ def test_logs_carry_no_credentials(server: responses.RequestsMock, caplog: pytes
     ],
 )
 def test_create_jwt_sends_only_the_given_fields(
-    server: responses.RequestsMock, arguments: dict[str, Any], body: dict[str, Any]
+    rest_mock: responses.RequestsMock, arguments: dict[str, Any], body: dict[str, Any]
 ) -> None:
-    server.post(JWT_URL, json={"jwt_token": "eyJ.jwt", "refresh_token": "eyJ.refresh"})
+    rest_mock.post(JWT_URL, json={"jwt_token": "eyJ.jwt", "refresh_token": "eyJ.refresh"})
 
     pair = create_jwt(**CREDENTIALS, **arguments)
 
     assert pair == JWTPair(jwt_token="eyJ.jwt", refresh_token="eyJ.refresh")
-    request = sent(server)
+    request = sent(rest_mock)
     assert request.method == "POST"
     assert json.loads(request.body) == body
     assert request.headers["Authorization"] == basic_auth(PROJECT, TOKEN)
     assert request.headers["User-Agent"] == f"relay_sync/{__version__}"
 
 
-def test_refresh_jwt_puts_the_refresh_token(server: responses.RequestsMock) -> None:
-    server.put(JWT_URL, json={"jwt_token": "eyJ.new", "refresh_token": "eyJ.new-refresh"})
+def test_refresh_jwt_puts_the_refresh_token(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.put(JWT_URL, json={"jwt_token": "eyJ.new", "refresh_token": "eyJ.new-refresh"})
 
     pair = refresh_jwt("eyJ.old-refresh", **CREDENTIALS)
 
     assert (pair.jwt_token, pair.refresh_token) == ("eyJ.new", "eyJ.new-refresh")
-    request = sent(server)
+    request = sent(rest_mock)
     assert request.method == "PUT"
     assert json.loads(request.body) == {"refresh_token": "eyJ.old-refresh"}
     assert request.headers["Authorization"] == basic_auth(PROJECT, TOKEN)
@@ -357,8 +358,8 @@ def test_a_jwt_pair_masks_its_tokens() -> None:
         {"body": ""},
     ],
 )
-def test_a_2xx_without_a_token_pair_is_a_rest_error(server: responses.RequestsMock, reply: dict[str, Any]) -> None:
-    server.post(JWT_URL, status=200, **reply)
+def test_a_2xx_without_a_token_pair_is_a_rest_error(rest_mock: responses.RequestsMock, reply: dict[str, Any]) -> None:
+    rest_mock.post(JWT_URL, status=200, **reply)
 
     with pytest.raises(RestError, match="jwt_token and refresh_token|JSON object") as caught:
         create_jwt(**CREDENTIALS)
@@ -368,8 +369,8 @@ def test_a_2xx_without_a_token_pair_is_a_rest_error(server: responses.RequestsMo
     assert "half-token" not in caught.value.body
 
 
-def test_a_refused_refresh_does_not_quote_the_refresh_token(server: responses.RequestsMock) -> None:
-    server.put(JWT_URL, status=422, body="refresh token eyJ.old-refresh has expired")
+def test_a_refused_refresh_does_not_quote_the_refresh_token(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.put(JWT_URL, status=422, body="refresh token eyJ.old-refresh has expired")
 
     with pytest.raises(RestError) as caught:
         refresh_jwt("eyJ.old-refresh", **CREDENTIALS)
@@ -379,7 +380,7 @@ def test_a_refused_refresh_does_not_quote_the_refresh_token(server: responses.Re
     assert "eyJ.old-refresh" not in str(caught.value)
 
 
-def test_jwt_arguments_are_checked_before_sending(server: responses.RequestsMock) -> None:
+def test_jwt_arguments_are_checked_before_sending(rest_mock: responses.RequestsMock) -> None:
     with pytest.raises(ValueError, match="expires_in"):
         create_jwt(**CREDENTIALS, expires_in=0)
     with pytest.raises(ValueError, match="expires_in"):
@@ -389,7 +390,7 @@ def test_jwt_arguments_are_checked_before_sending(server: responses.RequestsMock
     with pytest.raises(ValueError, match="refresh_token"):
         refresh_jwt("", **CREDENTIALS)
 
-    assert len(server.calls) == 0
+    assert len(rest_mock.calls) == 0
 
 
 # --- recordings ----------------------------------------------------------
@@ -412,22 +413,22 @@ class BreaksAfterFirstChunk(io.RawIOBase):
         return 4
 
 
-def test_download_recording_returns_the_bytes(server: responses.RequestsMock) -> None:
+def test_download_recording_returns_the_bytes(rest_mock: responses.RequestsMock) -> None:
     audio = b"RIFF" + bytes(range(256)) * 10
-    server.get(RECORDING_URL, body=audio)
+    rest_mock.get(RECORDING_URL, body=audio)
 
     data = download_recording(RECORDING_URL, project=PROJECT, token=TOKEN, chunk_size=100)
 
     assert data == audio
-    request = sent(server)
+    request = sent(rest_mock)
     assert request.headers["Authorization"] == basic_auth(PROJECT, TOKEN)
     assert request.headers["User-Agent"] == f"relay_sync/{__version__}"
     assert request.req_kwargs["stream"] is True
 
 
-def test_download_recording_to_a_file(server: responses.RequestsMock, tmp_path: Path) -> None:
+def test_download_recording_to_a_file(rest_mock: responses.RequestsMock, tmp_path: Path) -> None:
     audio = b"RIFF" + b"\x01" * 200_000
-    server.get(RECORDING_URL, body=audio)
+    rest_mock.get(RECORDING_URL, body=audio)
     target = tmp_path / "call.wav"
 
     result = download_recording(RECORDING_URL, project=PROJECT, token=TOKEN, path=str(target))
@@ -437,8 +438,8 @@ def test_download_recording_to_a_file(server: responses.RequestsMock, tmp_path: 
     assert sorted(tmp_path.iterdir()) == [target]
 
 
-def test_a_failed_download_leaves_no_file(server: responses.RequestsMock, tmp_path: Path) -> None:
-    server.get(RECORDING_URL, status=404, body="recording not found")
+def test_a_failed_download_leaves_no_file(rest_mock: responses.RequestsMock, tmp_path: Path) -> None:
+    rest_mock.get(RECORDING_URL, status=404, body="recording not found")
     target = tmp_path / "call.wav"
 
     with pytest.raises(RestError) as caught:
@@ -450,8 +451,8 @@ def test_a_failed_download_leaves_no_file(server: responses.RequestsMock, tmp_pa
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_download_cut_midway_leaves_the_old_file_alone(server: responses.RequestsMock, tmp_path: Path) -> None:
-    server.get(RECORDING_URL, body=io.BufferedReader(BreaksAfterFirstChunk()))
+def test_a_download_cut_midway_leaves_the_old_file_alone(rest_mock: responses.RequestsMock, tmp_path: Path) -> None:
+    rest_mock.get(RECORDING_URL, body=io.BufferedReader(BreaksAfterFirstChunk()))
     target = tmp_path / "call.wav"
     target.write_bytes(b"yesterday's recording")
 
@@ -463,8 +464,8 @@ def test_a_download_cut_midway_leaves_the_old_file_alone(server: responses.Reque
     assert list(tmp_path.iterdir()) == [target]
 
 
-def test_a_download_cut_midway_into_memory_is_a_rest_error(server: responses.RequestsMock) -> None:
-    server.get(RECORDING_URL, body=io.BufferedReader(BreaksAfterFirstChunk()))
+def test_a_download_cut_midway_into_memory_is_a_rest_error(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.get(RECORDING_URL, body=io.BufferedReader(BreaksAfterFirstChunk()))
 
     with pytest.raises(RestError) as caught:
         download_recording(RECORDING_URL, project=PROJECT, token=TOKEN, chunk_size=2)
@@ -472,8 +473,8 @@ def test_a_download_cut_midway_into_memory_is_a_rest_error(server: responses.Req
     assert caught.value.status == 0
 
 
-def test_a_download_that_cannot_connect_leaves_no_file(server: responses.RequestsMock, tmp_path: Path) -> None:
-    server.get(RECORDING_URL, body=requests.ConnectionError("refused"))
+def test_a_download_that_cannot_connect_leaves_no_file(rest_mock: responses.RequestsMock, tmp_path: Path) -> None:
+    rest_mock.get(RECORDING_URL, body=requests.ConnectionError("refused"))
 
     with pytest.raises(RestError, match="could not connect"):
         download_recording(RECORDING_URL, project=PROJECT, token=TOKEN, path=tmp_path / "call.wav")
@@ -490,17 +491,17 @@ def test_only_http_urls_can_be_downloaded(url: str) -> None:
         download_recording(url, project=PROJECT, token=TOKEN)
 
 
-def test_plain_http_downloads_only_from_loopback(server: responses.RequestsMock) -> None:
-    server.get("http://127.0.0.1:8080/rec.wav", body=b"RIFF")
+def test_plain_http_downloads_only_from_loopback(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.get("http://127.0.0.1:8080/rec.wav", body=b"RIFF")
 
     assert download_recording("http://127.0.0.1:8080/rec.wav", project=PROJECT, token=TOKEN) == b"RIFF"
     with pytest.raises(ValueError, match="clear text"):
         download_recording("http://files.example.com/rec.wav", project=PROJECT, token=TOKEN)
 
 
-def test_download_errors_never_show_url_credentials(server: responses.RequestsMock) -> None:
+def test_download_errors_never_show_url_credentials(rest_mock: responses.RequestsMock) -> None:
     url = "https://user:url-password@files.example.com/rec.wav"
-    server.get(url, status=500, body="url-password is wrong")
+    rest_mock.get(url, status=500, body="url-password is wrong")
 
     with pytest.raises(RestError) as caught:
         download_recording(url, project=PROJECT, token=TOKEN)
@@ -510,9 +511,9 @@ def test_download_errors_never_show_url_credentials(server: responses.RequestsMo
     assert "url-password" not in caught.value.body
 
 
-def test_network_errors_never_show_url_credentials(server: responses.RequestsMock) -> None:
+def test_network_errors_never_show_url_credentials(rest_mock: responses.RequestsMock) -> None:
     url = "https://user:url-password@files.example.com/rec.wav"
-    server.get(url, body=requests.ConnectionError(f"could not reach {url}"))
+    rest_mock.get(url, body=requests.ConnectionError(f"could not reach {url}"))
 
     with pytest.raises(RestError) as caught:
         download_recording(url, project=PROJECT, token=TOKEN)
@@ -534,12 +535,12 @@ def test_download_checks_the_chunk_size() -> None:
 # --- the session ---------------------------------------------------------
 
 
-def test_a_session_verifies_tls_against_a_given_ca_file(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=204)
+def test_a_session_verifies_tls_against_a_given_ca_file(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=204)
 
     deliver_task("office", {}, **CREDENTIALS, ca_file="/etc/relay/ca.pem")
 
-    assert sent(server).req_kwargs["verify"] == "/etc/relay/ca.pem"
+    assert sent(rest_mock).req_kwargs["verify"] == "/etc/relay/ca.pem"
 
 
 def test_the_ca_file_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -558,29 +559,29 @@ def test_an_explicit_ca_file_beats_requests_ca_bundle(monkeypatch: pytest.Monkey
     assert default.merge_environment_settings(TASKS_URL, {}, None, None, None)["verify"] == "/corporate/bundle.pem"
 
 
-def test_a_custom_timeout_is_used(server: responses.RequestsMock) -> None:
-    server.post(TASKS_URL, status=204)
+def test_a_custom_timeout_is_used(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.post(TASKS_URL, status=204)
 
     deliver_task("office", {}, **CREDENTIALS, timeout=(1.5, 4.0))
 
-    assert sent(server).req_kwargs["timeout"] == (1.5, 4.0)
+    assert sent(rest_mock).req_kwargs["timeout"] == (1.5, 4.0)
 
 
-def test_a_session_applies_the_default_timeout_to_any_request(server: responses.RequestsMock) -> None:
-    server.get(f"https://{HOST}/api/other", json={})
+def test_a_session_applies_the_default_timeout_to_any_request(rest_mock: responses.RequestsMock) -> None:
+    rest_mock.get(f"https://{HOST}/api/other", json={})
 
     with new_session(project=PROJECT, token=TOKEN) as session:
         session.get(f"https://{HOST}/api/other")
 
-    assert sent(server).req_kwargs["timeout"] == rest.DEFAULT_TIMEOUT
+    assert sent(rest_mock).req_kwargs["timeout"] == rest.DEFAULT_TIMEOUT
 
 
 def test_proxy_settings_from_the_environment_apply(
-    server: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+    rest_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    server.post(TASKS_URL, status=204)
+    rest_mock.post(TASKS_URL, status=204)
 
     deliver_task("office", {}, **CREDENTIALS)
 
-    assert sent(server).req_kwargs["proxies"].get("https") == "http://proxy.internal:3128"
+    assert sent(rest_mock).req_kwargs["proxies"].get("https") == "http://proxy.internal:3128"

@@ -4,7 +4,6 @@ room lookups, and the server's errors for unknown rooms and members."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
@@ -12,18 +11,8 @@ import pytest
 from relay_sync import RelayError, RoomMember, RoomSession, rest
 from relay_sync.testing import RelayEmulator
 
-from .emulator_support import Connect, client_factory, running_emulator
+from .emulator_support import Connect
 from .video_support import WAIT, open_room, video_requests
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 def last_request(emulator: RelayEmulator, method: str) -> dict[str, Any]:

@@ -5,7 +5,6 @@ subscriptions that survive reconnects."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,20 +23,10 @@ from relay_sync import (
 )
 from relay_sync.testing import RelayEmulator
 
-from .emulator_support import Connect, client_factory, running_emulator
+from .emulator_support import Connect
 from .video_support import WAIT, Heard, open_room, video_requests
 
 SUBSCRIBE = "signalwire.subscribe"
-
-
-@pytest.fixture
-def emulator() -> Iterator[RelayEmulator]:
-    yield from running_emulator()
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 def subscriptions_to(emulator: RelayEmulator, channel: str) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
 
+from ..rpc import JSONDict
 from .legs import APP, NETWORK, PHONE, DigitBinding, Leg
 from .media import Handler, ok, refuse
 from .network import Network
@@ -24,7 +24,6 @@ from .server import Reply
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 # run(leg, method, params): answer a calling command on the leg as if a client had sent it.
 RunCommand = Callable[[Leg, str, JSONDict], "Reply | JSONDict"]
 # end(leg, reason): start ending a leg; returns the work that sends its last events.

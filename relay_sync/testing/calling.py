@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from ..constants import (
     EVENT_CALL_CONNECT,
@@ -20,6 +19,7 @@ from ..constants import (
     EVENT_CALL_RECEIVE,
     EVENT_CALL_STATE,
 )
+from ..rpc import JSONDict
 from .call_features import CallFeatures
 from .flows import NOTICES, REQUIRED, VERBS, Notice
 from .legs import APP, NETWORK, PHONE, Leg
@@ -30,7 +30,6 @@ from .server import MethodHandler, Reply, ServerSession
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 
 DEFAULT_CONTEXT = "default"
 

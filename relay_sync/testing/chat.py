@@ -24,11 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..rpc import JSONDict
 from .media import ok, refuse
 from .network import Network
 from .server import ServerSession
-
-JSONDict = dict[str, Any]
 
 # Names a subscriber lists in chat.subscribe's "events", per event type it then receives.
 WANTS = {

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN
+from ..rpc import JSONDict
 from .calling import CallingEngine, EmulatorLimitError
 from .chat import ChatEngine
 from .clock import Scheduled
@@ -42,7 +43,7 @@ from .network import Limits, Network
 from .phones import Phone
 from .recordings import RecordingStore
 from .rest_api import RestApi
-from .server import JSONDict, MethodBehaviour, MethodHandler, RelayTestServer, ServerSession
+from .server import MethodBehaviour, MethodHandler, RelayTestServer, ServerSession
 from .sms import MessagingEngine
 from .tokens import TokenIssuer
 from .video import VideoRooms

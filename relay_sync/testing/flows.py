@@ -1,9 +1,10 @@
 """The emulator's calling commands as data: which events each one produces,
 how long simulated media lasts, and how the transcript describes it.
 
-``calling.py`` runs these tables; the commands with real simulation behind
-them (play, record, collect, detect, connect, dial) have their own code
-there and only borrow the timings from here. No threads, no state.
+``media.py`` runs these tables (``MediaOperations`` reads ``FLOWS``); the
+commands with real simulation behind them (play, record, collect, detect,
+connect, dial) have their own code in media.py and calling.py and only borrow
+the timings from here. No threads, no state.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from ..constants import (
     EVENT_CALL_TRANSCRIBE,
     EVENT_CONFERENCE,
 )
-
-JSONDict = dict[str, Any]
+from ..rpc import JSONDict
 
 # Simulated timings, in simulated seconds (scaled by the emulator's time factor).
 SPEAKING_RATE = 2.5  # words per second, for TTS prompts and simulated speech

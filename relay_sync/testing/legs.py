@@ -14,12 +14,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..rpc import JSONDict
 from .clock import Scheduled
 from .phones import PhoneLine
-
-JSONDict = dict[str, Any]
 
 # Actors in the transcript.
 APP = "app"  # the SDK, through its commands

@@ -21,6 +21,7 @@ from ..constants import (
     EVENT_CALL_PLAY,
     EVENT_CALL_RECORD,
 )
+from ..rpc import JSONDict
 from . import flows
 from .flows import FLOWS, Flow
 from .legs import APP, NETWORK, PHONE, Leg, Operation
@@ -30,7 +31,6 @@ from .server import Reply
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 Handler = Callable[[Leg, JSONDict], "Reply | JSONDict"]
 
 CONFIDENCE = 0.93  # of every simulated speech result

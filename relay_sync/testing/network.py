@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..rpc import JSONDict
 from .clock import Scheduler
 from .legs import Leg, Transcript, TranscriptEntry
 from .outbox import Outbox
@@ -24,7 +25,6 @@ from .routing import Router
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 
 DEFAULT_MAX_HELD = 1000
 

@@ -18,11 +18,11 @@ import uuid
 from collections import OrderedDict
 from typing import Any
 
+from ..rpc import JSONDict
 from .server import ServerSession
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 
 DEFAULT_MAX_UNACKED = 10_000
 # Protocols whose unacknowledged events are kept; beyond it the longest-gone are forgotten.

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..devices import E164
+from ..rpc import JSONDict
 from .legs import NETWORK, Leg
 from .network import Network
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 
 BUSY_SECONDS = 0.5  # simulated seconds before a busy phone rejects the call
 

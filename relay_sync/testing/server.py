@@ -41,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
+from ..rpc import JSONDict
 from .http import HttpRequest, HttpResponse, is_rest_request, serve_http
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,6 @@ FRONT_DOOR_TIMEOUT = 10.0
 # With max_journal set: closed sessions kept, and protocols remembered beyond the live ones.
 MIN_CLOSED_SESSIONS_KEPT = 10
 
-JSONDict = dict[str, Any]
 
 
 @dataclass

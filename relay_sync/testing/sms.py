@@ -13,10 +13,10 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from ..constants import EVENT_MESSAGING_RECEIVE, EVENT_MESSAGING_STATE, EVENT_TASK
 from ..devices import E164
+from ..rpc import JSONDict
 from .legs import APP, NETWORK, PHONE
 from .media import ok, refuse
 from .network import Network
@@ -24,7 +24,6 @@ from .server import Reply, ServerSession
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 
 # (state, simulated seconds after the previous one) of a message that gets through.
 PROGRESSION = (("queued", 0.0), ("initiated", 0.2), ("sent", 0.5))

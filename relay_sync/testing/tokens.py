@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-JSONDict = dict[str, Any]
+from ..rpc import JSONDict
 
 DEFAULT_MINUTES = 15
 MAX_REFRESH_TOKENS = 10_000

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..rpc import JSONDict
 from .legs import APP, NETWORK
 from .media import ok, refuse
 from .network import Network
@@ -31,7 +32,6 @@ from .video_state import LAYOUTS, MEMBER_DEFAULTS, Playback, Recording, Room, St
 
 log = logging.getLogger(__name__)
 
-JSONDict = dict[str, Any]
 Event = tuple[str, str, JSONDict]  # (channel the event belongs to, event type, params)
 
 ROOMS_CHANNEL = "video.rooms"

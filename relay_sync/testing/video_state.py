@@ -12,9 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..rpc import JSONDict
 from .clock import Scheduled
-
-JSONDict = dict[str, Any]
 
 LAYOUTS = (
     "grid-responsive",

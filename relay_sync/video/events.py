@@ -7,11 +7,9 @@ them never raises whatever the payload holds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..rpc import JSONDict
 from . import payload as read
-
-JSONDict = dict[str, Any]
 
 
 @dataclass(frozen=True)

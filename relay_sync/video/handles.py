@@ -22,10 +22,10 @@ from typing import Any, ClassVar, TypeVar
 from ..errors import RelayError, RelayTimeoutError
 from ..futures import HandoffFuture, fail, settle
 from ..pool import HandlerPool
+from ..rpc import JSONDict
 from . import payload as read
 from .members import check_number
 
-JSONDict = dict[str, Any]
 Request = Callable[[str, JSONDict], JSONDict]
 Handle = TypeVar("Handle", bound="RoomAction")
 
@@ -42,7 +42,7 @@ class RoomAction:
     def __init__(
         self,
         request: Request,
-        handler_pool: HandlerPool | None,
+        handler_pool: HandlerPool,
         fields: JSONDict,
         *,
         room_session_id: str,

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..rpc import JSONDict
 from . import payload as read
 
-JSONDict = dict[str, Any]
 Request = Callable[[str, JSONDict], JSONDict]
 
 

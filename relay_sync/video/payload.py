@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Any
 
-JSONDict = dict[str, Any]
+from ..rpc import JSONDict
 
 # Server timestamps are seconds since the epoch; anything beyond this is nonsense, not a date.
 MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import RelayError
+from ..rpc import JSONDict
 from . import payload as read
 from .handles import RoomPlayback, RoomRecording, RoomStream
 from .members import RoomMember, check_number, member_command
@@ -24,7 +25,6 @@ from .members import RoomMember, check_number, member_command
 if TYPE_CHECKING:
     from .subscription import VideoSubscription
 
-JSONDict = dict[str, Any]
 Handler = Callable[..., Any]
 
 MEDIA_ALLOWED = ("all", "audio-only", "video-only")
@@ -209,7 +209,7 @@ class RoomSession:
 
     def set_member_position(self, member_id: str, position: str) -> None:
         """Put a member at a layout position (``auto``, ``reserved-1``, ``standard-2``, ``off-canvas``...)."""
-        self._member("video.member.set_position", member_id, position=_text("position", position))
+        self._member("video.member.set_position", member_id, position=_nonempty_text("position", position))
 
     def set_raised_hand(self, member_id: str, raised: bool = True) -> None:
         """Raise (or with ``raised=False`` lower) a member's hand."""
@@ -244,7 +244,7 @@ class RoomSession:
 
     def get_member_meta(self, member_id: str) -> JSONDict:
         """The metadata of a member."""
-        params: JSONDict = {"room_session_id": self._id, "member_id": _text("member_id", member_id)}
+        params: JSONDict = {"room_session_id": self._id, "member_id": _nonempty_text("member_id", member_id)}
         return read.mapping(self._host.request("video.member.get_meta", params), "meta")
 
     def set_member_meta(self, member_id: str, meta: Mapping[str, Any]) -> None:
@@ -267,7 +267,7 @@ class RoomSession:
 
     def set_layout(self, name: str, positions: Mapping[str, str] | None = None) -> None:
         """Switch to layout ``name``; ``positions`` maps member ids to positions in it."""
-        self._room("video.set_layout", name=_text("name", name), positions=_positions(positions))
+        self._room("video.set_layout", name=_nonempty_text("name", name), positions=_positions(positions))
 
     def set_positions(self, positions: Mapping[str, str]) -> None:
         """Move members: ``{member_id: position}``."""
@@ -335,13 +335,13 @@ class RoomSession:
         ``seek_position`` starts that many milliseconds in; ``layout`` and
         ``positions`` arrange the room while it plays.
         """
-        params: JSONDict = {"url": _text("url", url)}
+        params: JSONDict = {"url": _nonempty_text("url", url)}
         if volume is not None:
             params["volume"] = check_number("volume", volume)
         if seek_position is not None:
             params["seek_position"] = check_number("seek_position", seek_position)
         if layout is not None:
-            params["layout"] = _text("layout", layout)
+            params["layout"] = _nonempty_text("layout", layout)
         if positions is not None:
             params["positions"] = _positions(positions)
         playback: RoomPlayback = self._host.start(self, "playback", "video.playback.start", params)
@@ -352,14 +352,14 @@ class RoomSession:
 
     def start_stream(self, url: str) -> RoomStream:
         """Stream the room out to an RTMP(S) ``url``."""
-        stream: RoomStream = self._host.start(self, "stream", "video.stream.start", {"url": _text("url", url)})
+        stream: RoomStream = self._host.start(self, "stream", "video.stream.start", {"url": _nonempty_text("url", url)})
         return stream
 
     def get_streams(self) -> list[RoomStream]:
         return self._host.handles(self, "stream", "video.stream.list")
 
 
-def _text(name: str, value: Any) -> str:
+def _nonempty_text(name: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be a non-empty string, not {value!r}")
     return value

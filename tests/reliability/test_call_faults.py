@@ -18,7 +18,7 @@ from relay_sync import Call, ClientClosedError, Message, RelayClient, RelayError
 from relay_sync.testing import RelayEmulator, RelayTestServer, ServerSession
 
 from ..calling_support import LogSignal, new_id, push_inbound, push_state, script_call_lifecycle
-from ..emulator_support import CALLER, OFFICE, TIME_FACTOR, Connect, client_factory
+from ..emulator_support import CALLER, OFFICE, TIME_FACTOR, Connect
 from .support import STEP, outcome_of, phone, run_in_thread
 
 MakeClient = Callable[..., RelayClient]
@@ -29,11 +29,6 @@ def emulator() -> Iterator[RelayEmulator]:
     # Calls ring for STEP real seconds before noAnswer: a loaded machine still answers in time.
     with RelayEmulator(time_factor=TIME_FACTOR, ring_timeout=STEP / TIME_FACTOR) as running:
         yield running
-
-
-@pytest.fixture
-def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Connect]:
-    yield from client_factory(emulator, monkeypatch)
 
 
 def passed_call_ids(server: RelayTestServer) -> list[str]:

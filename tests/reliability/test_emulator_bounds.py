@@ -10,8 +10,8 @@ from relay_sync import Call
 from relay_sync.testing import RelayEmulator
 from relay_sync.testing.clock import MIN_COMPACT_AT, Scheduler
 
-from ..conftest import FAST
 from ..emulator_support import CALLER, OFFICE, TIME_FACTOR
+from ..fast_clients import FAST
 from .support import STEP
 
 MAX_JOURNAL = 100

@@ -33,7 +33,7 @@ from relay_sync import Call, Message, RelayClient, RelayError
 from relay_sync.events import TaskEvent
 from relay_sync.testing import RelayTestServer, ServerSession
 
-from ..conftest import FAST, relay_threads
+from ..fast_clients import FAST, relay_threads
 from .support import STEP, current_session, outcome_of, run_in_thread
 
 SAMPLE = 120  # examples per property in the default run

@@ -16,7 +16,7 @@ from relay_sync import Call, ClientClosedError, Message, RelayClient, RelayError
 from relay_sync.testing import RelayTestServer
 
 from ..calling_support import LogSignal, push_inbound, script_call_lifecycle
-from ..conftest import relay_threads
+from ..fast_clients import relay_threads
 from .support import (
     STEP,
     CallDesk,

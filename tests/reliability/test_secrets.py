@@ -28,7 +28,7 @@ from relay_sync.events import TaskEvent
 from relay_sync.testing import RelayTestServer
 
 from ..calling_support import push_inbound, script_call_lifecycle
-from ..conftest import FAST, relay_threads
+from ..fast_clients import FAST, relay_threads
 from ..netutil import ConnectProxy
 from .support import STEP, current_session, outcome_of, phone, run_in_thread, script_dial, script_messaging
 
