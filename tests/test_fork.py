@@ -116,7 +116,7 @@ def test_unconnected_client_stays_unconnected_in_the_child(make_client: Callable
         return {"raised": None}
 
     report = run_in_child(child)
-    assert report["raised"] == "RelayError" and "connect()" in report["message"]
+    assert report["raised"] == "NotConnectedError" and "connect()" in report["message"]
 
 
 
