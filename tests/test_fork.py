@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import select
 import threading
 from typing import Callable
@@ -148,3 +149,40 @@ def test_a_forked_child_counts_its_own_connection_and_runs_the_hooks(
     assert report["after"] == ["connected", 1, 1]
     assert report["hook_ran"] is True
     assert client.stats()["connects"] == 1 and client.healthy()  # the parent is untouched
+
+
+def test_a_forked_child_renews_the_video_subscriptions_and_hears_the_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relay_sync.testing import RelayEmulator
+
+    monkeypatch.setenv("RELAY_MAX_CONNECTIONS", "4")
+    with RelayEmulator(time_factor=0.01) as emulator:
+        client = emulator.client(request_timeout=5.0)
+        client.connect()
+        try:
+            room_session_id = emulator.video.start_room("town-hall")
+            room = client.video.get_room_session(room_session_id)
+            joined: queue.Queue[str] = queue.Queue()
+            room.listen(on_member_joined=lambda member: joined.put(member.name or ""))
+
+            def someone_joins_once_the_child_subscribed() -> None:
+                emulator.wait_for_request("signalwire.subscribe", count=2, timeout=15)  # the parent's, the child's
+                emulator.video.join(room_session_id, "alice")
+
+            world = threading.Thread(target=someone_joins_once_the_child_subscribed)
+            world.start()
+
+            def child() -> dict:
+                client.video.get_room_sessions()  # first use: a new session, which renews the subscription
+                report = {"joined": joined.get(timeout=10), "protocol": client.relay_protocol}
+                client.disconnect()
+                return report
+
+            report = run_in_child(child)
+            world.join(timeout=15)
+
+            assert "error" not in report, report
+            assert report["joined"] == "alice"  # the handler registered in the parent, run by the child
+            assert report["protocol"] != client.relay_protocol
+            assert joined.get(timeout=10) == "alice"  # the parent hears the room too
+        finally:
+            client.disconnect()
