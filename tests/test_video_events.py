@@ -408,3 +408,30 @@ def test_a_room_that_ended_while_the_client_was_away_releases_what_waited_on_it(
         recording.wait(timeout=WAIT)  # the renewal's 404 says the room is gone
     assert caught.value.code == "room_ended"
     assert emulator.wait_for_request(SUBSCRIBE, count=2, timeout=WAIT)["params"]["event_channel"] == room.event_channel
+
+
+def test_the_emulators_events_have_the_shapes_the_realtime_sdk_reads(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    client.video.listen(on_room_started=lambda room: None)
+    room_session_id, room = open_room(emulator, client)
+    room.listen(on_member_audio_muted=lambda member: None, on_recording_ended=lambda recording: None)
+    alice = emulator.video.join(room_session_id, "alice")
+    room.audio_mute(alice)
+    room.start_recording().stop()
+
+    started = emulator.wait_for_event("video.room.started")
+    assert started["event_channel"].startswith("video.rooms.")  # the project channel, suffixed
+    assert started["params"]["room_session"]["id"] == room_session_id
+    assert started["params"]["room"]["room_session_id"] == room_session_id  # the older shape beside it
+    updated = emulator.wait_for_event("video.member.updated")
+    assert updated["event_channel"] == room.event_channel
+    assert updated["params"]["member"] == {
+        "id": alice,
+        "room_id": room.room_id,
+        "room_session_id": room_session_id,
+        "updated": ["audio_muted"],
+        "audio_muted": True,
+    }
+    ended = emulator.wait_for_event("video.recording.ended")["params"]["recording"]
+    assert ended["state"] == "completed" and ended["url"].endswith(".wav")
+    assert isinstance(ended["started_at"], float) and ended["ended_at"] >= ended["started_at"]
