@@ -71,6 +71,15 @@ def test_dial_refuses_bad_devices_like_the_server(client: RelayClient, device: d
     assert code == "400" and problem in message
 
 
+def test_send_digits_refuses_what_is_not_dtmf(emulator: RelayEmulator, call: Call) -> None:
+    with pytest.raises(RelayError) as excinfo:
+        call.send_digits("12x")
+    code, message = refused(excinfo)
+    assert code == "400" and "DTMF" in message
+    assert emulator.events("calling.call.send_digits") == []
+    assert call.send_digits("1w2#")["code"] == "200"
+
+
 def test_connect_refuses_a_bad_number(call: Call) -> None:
     with pytest.raises(RelayError) as excinfo:
         call.connect([[{"type": "phone", "params": {"to_number": "123", "from_number": OFFICE}}]])

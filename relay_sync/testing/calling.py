@@ -11,6 +11,7 @@ happens later (ringing, hang-ups) runs on the network thread.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from ..constants import (
@@ -21,7 +22,7 @@ from ..constants import (
 )
 from ..rpc import JSONDict
 from .call_features import CallFeatures
-from .flows import NOTICES, REQUIRED, VERBS, Notice
+from .flows import NOTICES, PATTERNS, REQUIRED, VERBS, Notice
 from .legs import APP, NETWORK, PHONE, Leg
 from .media import Handler, MediaOperations, ok, refuse
 from .network import Network
@@ -140,6 +141,12 @@ class CallingEngine:
         missing = [name for name in REQUIRED.get(method, ()) if params.get(name) in (None, "", [], {})]
         if missing:
             return refuse("400", f"{method} needs {', '.join(missing)}")
+        pattern = PATTERNS.get(method)
+        if pattern is not None:
+            name, form, what = pattern
+            value = params.get(name)
+            if not isinstance(value, str) or not re.fullmatch(form, value):
+                return refuse("400", f"{method}: {name} must be {what}, not {value!r}")
         return self._commands[method](leg, params)
 
     # -- lifecycle ------------------------------------------------------------------
