@@ -24,9 +24,10 @@ from .calls import Call, CallingService
 from .channels import ChannelHub, ChannelSession
 from .chat import ChatService
 from .commands import Devices
-from .config import ClientConfig, context_list, max_connections, resolve_config
-from .errors import ClientClosedError, NotConnectedError, RelayError
+from .config import ClientConfig, check_duration, context_list, max_connections, resolve_config
+from .errors import AuthenticationError, ClientClosedError, NotConnectedError, RelayError
 from .events import RelayEvent, TaskEvent
+from .futures import copy_for_waiter
 from .jwt_renewal import JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
@@ -37,7 +38,7 @@ from .rpc import JSONDict, PendingRequest
 from .stats import LatencyHistogram
 from .stop_signal import StopSignal
 from .timers import TimerThread
-from .transport import Transport, TransportOptions
+from .transport import AUTH_FAILURE_LIMIT, TRANSIENT_OPEN_FAILURES, Transport, TransportOptions, backoff_delay
 from .video import VideoService, VideoSession
 
 log = logging.getLogger(__name__)
@@ -362,8 +363,11 @@ class RelayClient:
 
         Raises ``AuthenticationError`` (a ``RelayError``) when the credentials
         are refused and ``RelayError`` when the server cannot be reached.
-        Calling it again while connected does nothing.
+        Calling it again while connected does nothing. Nothing is retried:
+        ``run()`` is the one that keeps trying.
         """
+        if timeout is not None:
+            timeout = check_duration("timeout", timeout)
         with self._lifecycle_lock:
             if self._closed:
                 raise ClientClosedError("this client was disconnected; disconnect() is final, create a new RelayClient")
@@ -378,7 +382,7 @@ class RelayClient:
                     connect_timeout=self._config.connect_timeout,
                     ping_interval=self._config.ping_interval,
                     reconnect_backoff=self._config.reconnect_backoff,
-                    sslopt={"ca_certs": self._config.ca_file} if self._config.ca_file else None,
+                    ca_file=self._config.ca_file,
                     proxy=self._config.proxy.websocket_options() if self._config.proxy else None,
                 ),
                 connect_params=self._connect_params,
@@ -491,16 +495,22 @@ class RelayClient:
     def run(self) -> None:
         """Connect and serve until ``stop()``, Ctrl-C or SIGTERM.
 
-        Reconnects on its own. Raises ``RelayError`` when the connection cannot
-        be kept (for example, the credentials are refused on reconnect).
-        Disconnects before returning. On the main thread, Ctrl-C and SIGTERM
-        end it cleanly: handlers still running are waited for (a warning says
-        how many), and a second Ctrl-C stops that wait, leaving them behind.
+        Unlike ``connect()``, it keeps trying while the first connection fails
+        for a reason that may pass (the server is not up yet, the network is
+        not ready, the login was cut off), with the reconnect backoff and one
+        WARNING per failure, so a service started before its network comes up.
+        Reconnects on its own. Raises ``RelayError`` for what retrying cannot
+        fix (a refused certificate, a redirect, too many connections), after
+        three credential refusals in a row, and when the connection cannot be
+        kept. Always disconnects before returning or raising. On the main
+        thread, Ctrl-C and SIGTERM end it cleanly: handlers still running are
+        waited for (a warning says how many), and a second Ctrl-C stops that
+        wait, leaving them behind.
         """
         with self._stop_signal.listening():
             try:
-                self.connect()
-                self._stop_signal.wait()
+                if self._connect_until_up():
+                    self._stop_signal.wait()
             finally:
                 if self._stop_signal.signal_received is not None:
                     log.info("signal %d: shutting down", self._stop_signal.signal_received)
@@ -508,7 +518,33 @@ class RelayClient:
                 # instead of raising KeyboardInterrupt inside a thread join.
                 self._disconnect(from_run=True)
         if self._fatal is not None:
-            raise self._fatal
+            raise copy_for_waiter(self._fatal)
+
+    def _connect_until_up(self) -> bool:
+        """``run()``'s first connection: retry transient failures until connected
+        (True) or asked to stop (False); raise anything else."""
+        low, high = self._config.reconnect_backoff
+        attempt = refusals = 0
+        while True:
+            attempt += 1
+            try:
+                self.connect()
+                return True
+            except RelayError as error:
+                delay = backoff_delay(attempt, low, high)
+                if isinstance(error, AuthenticationError):
+                    refusals += 1
+                    if refusals >= AUTH_FAILURE_LIMIT:
+                        raise
+                    # The refusal itself was logged (WARNING) where it was noticed.
+                    log.info("login refused (attempt %d); retrying in %.1f s", attempt, delay)
+                elif error.code in TRANSIENT_OPEN_FAILURES and not self._closed:
+                    refusals = 0  # "in a row": a refusal, then the server went away, starts over
+                    log.warning("could not connect (attempt %d): %s; retrying in %.1f s", attempt, error, delay)
+                else:
+                    raise
+            if self._stop_signal.wait(delay):
+                return False
 
     def stop(self) -> None:
         """Make ``run()`` return. Safe from any thread, including a handler."""
@@ -673,7 +709,7 @@ class RelayClient:
     def _live_transport(self) -> Transport:
         transport = self._transport
         if self._closed:
-            raise self._fatal or ClientClosedError()
+            raise copy_for_waiter(self._fatal) if self._fatal is not None else ClientClosedError()
         if transport is None and self._reconnect_after_fork:
             log.info("first use in a forked process: connecting afresh")
             self.connect()

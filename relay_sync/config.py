@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ ENV_CA_FILE = "SIGNALWIRE_RELAY_CA_FILE"
 
 # Characters that make a host a URL or a header injection, never a hostname.
 _FORBIDDEN_HOST_CHARS = set("@/?\\#\r\n\t ")
+# DNS limits (RFC 1035): a label is 1-63 bytes, a whole name at most 253.
+MAX_LABEL_LENGTH = 63
+MAX_HOSTNAME_LENGTH = 253
+
+# The longest duration any setting may have. Past ~9e9 s the locks underneath
+# raise OverflowError; a day is far beyond any sane timeout, interval or backoff.
+MAX_DURATION = 24 * 60 * 60.0
 
 
 @dataclass(frozen=True)
@@ -134,8 +142,10 @@ def resolve_config(
         )
 
     contexts_given = context_list(contexts)
-    _check_positive("request_timeout", request_timeout)
-    _check_positive("ping_interval", ping_interval)
+    request_timeout = check_duration("request_timeout", request_timeout)
+    ping_interval = check_duration("ping_interval", ping_interval)
+    if connect_timeout is not None:
+        connect_timeout = check_duration("connect_timeout", connect_timeout)
     low, high = _backoff(reconnect_backoff)
     return ClientConfig(
         project=project,
@@ -145,10 +155,10 @@ def resolve_config(
         contexts=tuple(contexts_given),
         max_active_calls=resolve_max_active_calls(max_active_calls),
         scheme=scheme,
-        request_timeout=float(request_timeout),
-        ping_interval=float(ping_interval),
+        request_timeout=request_timeout,
+        ping_interval=ping_interval,
         reconnect_backoff=(low, high),
-        connect_timeout=float(connect_timeout if connect_timeout is not None else request_timeout),
+        connect_timeout=connect_timeout if connect_timeout is not None else request_timeout,
         ca_file=resolve_ca_file(ca_file),
         proxy=parse_proxy(proxy) if proxy else None,
     )
@@ -196,7 +206,31 @@ def validate_host(host: str, *, what: str = "host") -> str:
         raise ValueError(f"{what} {host!r} has an invalid port {port!r}")
     if not name:
         raise ValueError(f"{what} {host!r} has no hostname")
+    _check_hostname(name, host, what)
     return host
+
+
+def _check_hostname(name: str, host: str, source: str) -> None:
+    """Refuse names DNS cannot carry, which would otherwise fail later, inside connect(),
+    as a bare UnicodeError from the IDNA codec."""
+    try:
+        ipaddress.ip_address(name)
+        return
+    except ValueError:
+        pass  # a name, not an address
+    labels = name[:-1].split(".") if name.endswith(".") else name.split(".")  # one trailing dot: a rooted name
+    length = len(labels) - 1
+    for label in labels:
+        if not label:
+            raise ValueError(f"{source} {host!r} has an empty label (two dots in a row, or a leading dot)")
+        try:
+            length += len(label.encode("idna"))
+        except UnicodeError:
+            if len(label) > MAX_LABEL_LENGTH:
+                raise ValueError(f"{source} {host!r} has a label longer than {MAX_LABEL_LENGTH} characters") from None
+            raise ValueError(f"{source} {host!r} is not a valid hostname: label {label!r}") from None
+    if length > MAX_HOSTNAME_LENGTH:
+        raise ValueError(f"{source} {host!r} is longer than {MAX_HOSTNAME_LENGTH} characters")
 
 
 def split_host_port(host: str) -> tuple[str, str | None]:
@@ -261,9 +295,15 @@ def context_list(contexts: Iterable[str] | None) -> list[str]:
     return result
 
 
-def _check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+def check_duration(name: str, value: float) -> float:
+    """``value`` as seconds, if it is a finite number above 0 and at most a day; else ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number of seconds, not {value!r}")  # noqa: TRY004 - a bad setting
+    if not math.isfinite(value) or value <= 0 or value > MAX_DURATION:
+        raise ValueError(
+            f"{name} must be a finite number of seconds above 0 and at most {MAX_DURATION:g} (a day), not {value!r}"
+        )
+    return float(value)
 
 
 def _backoff(value: tuple[float, float]) -> tuple[float, float]:
@@ -271,8 +311,8 @@ def _backoff(value: tuple[float, float]) -> tuple[float, float]:
         low, high = value
     except (TypeError, ValueError):
         raise ValueError(f"reconnect_backoff must be a (min, max) pair of seconds, not {value!r}") from None
-    _check_positive("reconnect_backoff min", low)
-    _check_positive("reconnect_backoff max", high)
+    low = check_duration("reconnect_backoff min", low)
+    high = check_duration("reconnect_backoff max", high)
     if high < low:
         raise ValueError(f"reconnect_backoff max ({high}) must not be below min ({low})")
-    return float(low), float(high)
+    return low, high

@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from .commands import HANGUP, Devices, device_groups
+from .config import check_duration
 from .constants import (
     CALL_STATE_ANSWERED,
     CALL_STATE_ENDED,
@@ -109,9 +110,7 @@ class Dialer:
         or fails with ``RelayError`` (``DialFailedError`` when no device answered,
         ``RelayTimeoutError`` after ``dial_timeout``)."""
         groups = device_groups(devices)
-        timeout = DEFAULT_DIAL_TIMEOUT if dial_timeout is None else float(dial_timeout)
-        if not timeout > 0:
-            raise ValueError(f"dial_timeout must be a positive number of seconds, not {dial_timeout!r}")
+        timeout = DEFAULT_DIAL_TIMEOUT if dial_timeout is None else check_duration("dial_timeout", dial_timeout)
         tag = tag or str(uuid.uuid4())
         params: JSONDict = {"tag": tag, "devices": groups}
         for name, value in (("max_duration", max_duration), ("region", region), ("node_id", node_id)):

@@ -71,7 +71,8 @@ class SessionLostError(ConnectionLostError):
 
 
 class ConnectFailedError(RelayError):
-    """The client could not connect (``"connect_failed"``) or gave up reconnecting (``"reconnect_failed"``)."""
+    """The client could not connect (``"connect_failed"``; ``"certificate_rejected"`` when the
+    server's certificate does not verify) or gave up reconnecting (``"reconnect_failed"``)."""
 
     def __init__(self, message: str, *, code: str = "connect_failed") -> None:
         super().__init__(code, message)

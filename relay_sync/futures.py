@@ -15,12 +15,15 @@ import logging
 from concurrent.futures import Future, InvalidStateError
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from .errors import RelayError
+
 if TYPE_CHECKING:
     from .pool import HandlerPool
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 
 def settle(future: Future[T], value: T) -> bool:
@@ -33,12 +36,36 @@ def settle(future: Future[T], value: T) -> bool:
 
 
 def fail(future: Future[Any], error: BaseException) -> bool:
-    """Set the exception unless the future is already settled; True if this call set it."""
+    """Set the exception unless the future is already settled; True if this call set it.
+
+    The future gets its own copy of a ``RelayError`` (see ``copy_for_waiter``):
+    one error often fails many futures at once (a lost link, ``disconnect()``),
+    and each is raised in its own thread.
+    """
     try:
-        future.set_exception(error)
+        future.set_exception(copy_for_waiter(error))
     except InvalidStateError:  # already settled by the other side of the race
         return False
     return True
+
+
+def copy_for_waiter(error: E) -> E:
+    """A new instance of ``error`` (same class, code, message and cause) for one more waiter.
+
+    An exception raised in a thread collects that thread's frames in its
+    traceback; the same instance raised in two threads would show each one
+    the other's frames, and one thread's ``raise`` would change what the
+    other sees. Only ``RelayError`` is copied: its state is its args and
+    attributes, which a bare instance takes over as they are.
+    """
+    if not isinstance(error, RelayError):
+        return error
+    twin = type(error).__new__(type(error), *error.args)
+    twin.args = error.args
+    twin.__dict__.update(error.__dict__)
+    twin.__cause__ = error.__cause__
+    twin.__suppress_context__ = error.__suppress_context__
+    return twin
 
 
 class HandoffFuture(Future):  # type: ignore[type-arg]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,11 @@ MAX_REFRESH_LEAD = 60.0
 # After a failed refresh, try again after this share of the time left (at least MIN_RETRY_DELAY).
 RETRY_SHARE = 0.5
 MIN_RETRY_DELAY = 0.25
+# Expiries come from the server and from tokens: never trusted to be sane.
+# 1e11 epoch seconds is in the year 5138, while 1e11 ms was in 1973: an expiry
+# above it is in milliseconds. None is believed further ahead than a year.
+MILLISECONDS_ABOVE = 1e11
+MAX_TOKEN_LIFETIME = 365 * 24 * 60 * 60.0
 
 
 def refresh_delay(expires_at: float, now: float) -> float:
@@ -62,9 +68,18 @@ def jwt_expiry(token: str) -> float | None:
 
 
 def _epoch_seconds(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """An expiry from the server or a token, as epoch seconds, made sane.
+
+    Some servers send milliseconds; a value past ``MILLISECONDS_ABOVE`` is read
+    as such. Whatever is left is clamped to at most ``MAX_TOKEN_LIFETIME`` from
+    now (an infinite or absurd expiry just means "renew in a long while").
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return None
-    return float(value)
+    seconds = float(value)
+    if seconds > MILLISECONDS_ABOVE:
+        seconds /= 1000.0
+    return min(seconds, time.time() + MAX_TOKEN_LIFETIME)
 
 
 class JWTRenewal:

@@ -1,6 +1,6 @@
 """How ``RelayClient.run()`` waits to be stopped.
 
-``run()`` blocks in ``select()`` on one end of a socket pair; anything may
+``run()`` blocks in ``recv()`` on one end of a socket pair; anything may
 wake it by writing a byte to the other end: ``stop()`` from any thread, a
 fatal connection error from the I/O thread, and SIGINT/SIGTERM. While
 ``run()`` is active on the main thread, Ctrl-C and SIGTERM are handled here
@@ -15,15 +15,16 @@ raising KeyboardInterrupt inside the pool's join.
 The signal handler only records the signal and writes to the socket: it takes
 no lock, so it cannot deadlock with the code it interrupts. The socket is also
 the C-level wakeup fd, so a signal that the kernel hands to another thread
-still wakes the main thread's ``select()``.
+still wakes the main thread's ``recv()``. (Not ``select()``: it refuses a
+descriptor numbered 1024 or more, which a busy process easily has.)
 """
 
 from __future__ import annotations
 
-import select
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -56,8 +57,7 @@ class StopSignal:
     def listening(self) -> Iterator[None]:
         """While inside, ``wait()`` can be woken and, on the main thread, SIGINT/SIGTERM request a stop."""
         reader, writer = socket.socketpair()
-        reader.setblocking(False)
-        writer.setblocking(False)
+        writer.setblocking(False)  # a signal handler must never block on it
         self._reader, self._writer = reader, writer
         restore = self._install_handlers(writer)
         try:
@@ -68,14 +68,19 @@ class StopSignal:
             reader.close()
             writer.close()
 
-    def wait(self) -> None:
-        """Block until a stop is requested."""
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a stop is requested, or ``timeout`` seconds passed; True if stopped."""
         reader = self._reader
         if reader is None:
-            self._event.wait()
-            return
+            self._event.wait(timeout)
+            return self.is_set()
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self.is_set():  # a stop requested before listening() began is seen here
-            _wait_for_bytes(reader)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            _wait_for_bytes(reader, remaining)
+        return True
 
     def wait_until(self, done: Callable[[], bool], signals_seen: int) -> bool:
         """Inside ``listening()``: block until ``done()`` holds (True) or a signal
@@ -118,17 +123,13 @@ class StopSignal:
         return restore
 
 
-def _wait_for_bytes(reader: socket.socket) -> None:
-    """Block until a wake-up byte (or a signal) arrives, and swallow what came."""
-    select.select([reader], [], [])
-    _drain(reader)
-
-
-def _drain(reader: socket.socket) -> None:
+def _wait_for_bytes(reader: socket.socket, timeout: float | None = None) -> None:
+    """Block until a wake-up byte (or a signal) arrives, or ``timeout`` passes; swallow
+    what came. What the bytes mean is in the state the caller checks next."""
+    reader.settimeout(timeout)
     try:
-        while reader.recv(4096):
-            pass
-    except (BlockingIOError, InterruptedError):
+        reader.recv(4096)
+    except socket.timeout:
         return
 
 

@@ -4,6 +4,11 @@ dial timeouts, JWT refreshes.
 The thread sleeps on a condition until the earliest deadline (or until a new,
 earlier one is scheduled), so an idle client costs nothing. Callbacks are
 relay_sync's own and never block; user code never runs here.
+
+Keepalive and dial timeouts depend on this thread, so it must not die: a
+deadline of any size (even infinite, or one a server made up) is waited for
+in steps the lock underneath accepts, and whatever a callback raises is
+logged and the thread goes on.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ import time
 from typing import Callable
 
 log = logging.getLogger(__name__)
+
+# The longest single wait. Condition.wait() raises OverflowError past ~9e9 s;
+# a farther deadline is simply waited for in several steps.
+MAX_WAIT = 24 * 60 * 60.0
 
 
 class Timer:
@@ -61,7 +70,8 @@ class TimerThread:
             thread.join()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
-        timer = Timer(time.monotonic() + max(0.0, delay), callback)
+        """Run ``callback`` on the timer thread after ``delay`` seconds (NaN or below 0: at once)."""
+        timer = Timer(time.monotonic() + (delay if delay > 0 else 0.0), callback)
         with self._condition:
             if self._stopped:
                 timer.cancel()
@@ -79,7 +89,7 @@ class TimerThread:
                     return
             try:
                 timer.callback()
-            except Exception:
+            except BaseException:  # the thread's top level: log anything, keep the timers running
                 log.exception("internal timer callback %r failed", timer.callback)
 
     def _next_due(self) -> Timer | None:
@@ -94,7 +104,7 @@ class TimerThread:
                 continue
             remaining = deadline - time.monotonic()
             if remaining > 0:
-                self._condition.wait(remaining)
+                self._condition.wait(min(remaining, MAX_WAIT))
                 continue
             heapq.heappop(self._heap)
             return timer

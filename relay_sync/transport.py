@@ -25,6 +25,8 @@ import logging
 import random
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -45,8 +47,10 @@ from .errors import (
     RelayTimeoutError,
 )
 from .framing import FrameReader, MaskingKeys, control_frame, text_frame
+from .futures import copy_for_waiter
 from .keepalive import Keepalive
 from .lifecycle import ConnectionState, LinkObserver
+from .opening import CLOSING, DEADLINE, OpeningWatch, open_websocket, trust_context
 from .rpc import (
     CONNECT_METHOD,
     JSONDict,
@@ -69,6 +73,19 @@ AUTH_FAILURE_LIMIT = 3
 # What a lost link looks like from websocket-client and the socket layer.
 LINK_ERRORS = (websocket.WebSocketException, OSError, ssl.SSLError)
 
+# Codes of the errors ``open()`` raises that may heal on their own (the server is
+# not up yet, restarting, or the network is not ready): ``run()`` retries them.
+# Anything else (a refused certificate, a redirect, a configuration limit) will
+# not get better by trying again.
+TRANSIENT_OPEN_FAILURES = frozenset({"connect_failed", "timeout"})
+
+
+def backoff_delay(attempt: int, low: float, high: float) -> float:
+    """Seconds to wait after failed attempt number ``attempt`` (from 1) to connect:
+    exponential from ``low`` up to ``high``, plus up to ``low`` of jitter so that the
+    clients of a restarted server do not all come back in the same instant."""
+    return min(high, low * 2.0 ** min(attempt - 1, 32)) + random.uniform(0, low)
+
 
 @dataclass(frozen=True)
 class TransportOptions:
@@ -77,7 +94,7 @@ class TransportOptions:
     connect_timeout: float
     ping_interval: float
     reconnect_backoff: tuple[float, float]
-    sslopt: dict[str, Any] | None = None
+    ca_file: str | None = None  # added to the system's trust store
     proxy: dict[str, Any] | None = None  # websocket-client's http_proxy_* options
 
 
@@ -136,6 +153,8 @@ class Transport:
         self._state_lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._ws: websocket.WebSocket | None = None
+        self._opening: OpeningWatch | None = None  # the connection attempt in progress
+        self._ssl_context = trust_context(options.ca_file) if options.url.startswith("wss:") else None
         self._connected = False
         self._closed = False
         self._logged_in_once = False
@@ -207,8 +226,8 @@ class Transport:
         ``RelayError`` when the server cannot be reached; nothing is retried.
         """
         try:
+            self.timers.start()  # first: it enforces the login's deadline
             ws = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
-            self.timers.start()
             self._keepalive.start()
             self._io_thread = threading.Thread(target=self._io_main, args=(ws,), name="relay_sync-io", daemon=True)
             self._io_thread.start()
@@ -219,6 +238,10 @@ class Transport:
             if self._closing.is_set():  # close() (the client's disconnect()) cut the login short
                 raise ClientClosedError() from None
             self.close()
+            if isinstance(error, ssl.SSLCertVerificationError):
+                raise ConnectFailedError(
+                    f"could not connect to {self._options.url}: {_describe(error)}", code="certificate_rejected"
+                ) from None
             raise ConnectFailedError(f"could not connect to {self._options.url}: {_describe(error)}") from None
 
     def request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
@@ -226,7 +249,8 @@ class Transport:
         pending = self.submit(method, params)
         wait = timeout if timeout is not None else self._options.request_timeout
         try:
-            return pending.future.result(wait)
+            # Any finite timeout is allowed; past TIMEOUT_MAX the lock under the future raises OverflowError.
+            return pending.future.result(min(wait, threading.TIMEOUT_MAX))
         except FutureTimeout:
             self.abandon(pending)
             if pending.future.done():  # the answer slipped in while we gave up
@@ -240,7 +264,7 @@ class Transport:
         pending = PendingRequest(request_id, method, text)
         with self._state_lock:
             if self._closed:
-                raise self._fatal or ClientClosedError()
+                raise copy_for_waiter(self._fatal) if self._fatal is not None else ClientClosedError()
             if not self._connected:
                 if len(self._backlog) >= BACKLOG_LIMIT:
                     raise BacklogFullError(
@@ -282,10 +306,13 @@ class Transport:
             self._closed = True
             self._connected = False
             ws, self._ws = self._ws, None
+            opening = self._opening
             backlog = list(self._backlog)
             self._backlog.clear()
             self._backlog_failed += len(backlog)
         self._closing.set()
+        if opening is not None:
+            opening.stop(CLOSING)  # wakes a connect or reconnect blocked anywhere in its handshake
         if not already:
             error: RelayError = self._fatal or ClientClosedError()
             for pending in backlog:
@@ -302,28 +329,63 @@ class Transport:
     # -- session setup (caller thread on open, I/O thread on reconnect) ----
 
     def _open_session(self, timeout: float) -> websocket.WebSocket:
-        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True, sslopt=self._options.sslopt)
-        ws.connect(self._options.url, timeout=timeout, **(self._options.proxy or {}))  # type: ignore[no-untyped-call]
+        """Open the socket and log in, all within ``timeout`` seconds, or raise.
+
+        ``close()`` or the deadline timer stop the attempt's watch, which shuts
+        its sockets down wherever the attempt is blocked (TCP connect, proxy,
+        TLS, upgrade or login); the error that wakes it is reported as what it
+        is: ``ClientClosedError`` or ``RelayTimeoutError``.
+        """
+        watch = OpeningWatch()
         with self._state_lock:
             if self._closed:
-                ws.shutdown()  # type: ignore[no-untyped-call]
                 raise ClientClosedError()
-            self._ws = ws  # server requests during the handshake are answered on it
+            self._opening = watch
+        deadline = self.timers.call_later(timeout, lambda: watch.stop(DEADLINE))
         try:
-            result = self._authenticate(ws, timeout)
-        except BaseException:
-            with self._state_lock:
-                if self._ws is ws:
-                    self._ws = None
-            _shutdown(ws)
+            ws, result = self._open_and_authenticate(watch, timeout)
+            if not watch.finish():  # stopped just as the login succeeded: honour the stop
+                _shutdown(ws)
+                raise websocket.WebSocketConnectionClosedException("the connection attempt was stopped")
+        except (RelayError, *LINK_ERRORS):
+            if watch.stopped_by == CLOSING:
+                raise ClientClosedError() from None
+            if watch.stopped_by == DEADLINE:
+                raise RelayTimeoutError(
+                    f"connecting to {self._options.url} and logging in took longer than {timeout:g} s"
+                ) from None
             raise
+        finally:
+            deadline.cancel()
+            with self._state_lock:
+                if self._opening is watch:
+                    self._opening = None
         ws.settimeout(None)  # the I/O thread blocks in recv(); keepalive detects silence
+        _limit_writes(ws, self._options.request_timeout)
         resumed = self._store_session(result)
         self._auth_failures = 0
         self._flush_backlog(ws)
         log.debug("RELAY session %s on %s", "resumed" if resumed else "started", self._options.url)
         self._on_session(resumed)
         return ws
+
+    def _open_and_authenticate(self, watch: OpeningWatch, timeout: float) -> tuple[websocket.WebSocket, JSONDict]:
+        ws = open_websocket(
+            self._options.url, ssl_context=self._ssl_context, proxy=self._options.proxy, timeout=timeout, watch=watch
+        )
+        with self._state_lock:
+            if self._closed:
+                _shutdown(ws)
+                raise ClientClosedError()
+            self._ws = ws  # server requests during the handshake are answered on it
+        try:
+            return ws, self._authenticate(ws, timeout)
+        except BaseException:
+            with self._state_lock:
+                if self._ws is ws:
+                    self._ws = None
+            _shutdown(ws)
+            raise
 
     def _authenticate(self, ws: websocket.WebSocket, timeout: float) -> JSONDict:
         params = dict(self._connect_params())
@@ -443,7 +505,7 @@ class Transport:
                 self._log_frame("send", item.text)
                 frames.append(text_frame(item.text, self._send_keys))
         try:
-            _send_bytes(ws, frames[0] if len(frames) == 1 else b"".join(frames))
+            _send_bytes(ws, frames[0] if len(frames) == 1 else b"".join(frames), self._options.request_timeout)
         except LINK_ERRORS as error:
             # The frames may or may not have left: fail them rather than risk a double send.
             log.debug("send of %d frame(s) failed: %s", len(frames), _describe(error))
@@ -561,7 +623,7 @@ class Transport:
         if self._closing.wait(first_delay):
             return None
         retrying = tenacity.Retrying(
-            wait=tenacity.wait_exponential(multiplier=low, max=high) + tenacity.wait_random(0, low),
+            wait=lambda state: backoff_delay(state.attempt_number, low, high),
             stop=lambda state: self._closing.is_set() or self._auth_failures >= AUTH_FAILURE_LIMIT,
             retry=tenacity.retry_if_exception_type((RelayError, *LINK_ERRORS)),
             sleep=self._sleep_unless_closing,
@@ -693,12 +755,44 @@ def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
 
 
-def _send_bytes(ws: websocket.WebSocket, data: bytes) -> None:
-    """Write whole frames on the socket (the send lock is held)."""
+def _limit_writes(ws: websocket.WebSocket, seconds: float) -> None:
+    """Make a send that cannot go on for ``seconds`` fail instead of blocking.
+
+    The socket has no timeout (the I/O thread waits in recv() for as long as
+    the server is quiet), so the limit is the kernel's send timeout, which
+    leaves reads alone: a peer that stops reading makes send() fail with
+    EAGAIN once the buffers are full and ``seconds`` have passed.
+    """
+    sock = ws.sock
+    if sock is None:
+        return
+    if sys.platform == "win32":
+        value = struct.pack("I", max(1, int(seconds * 1000)))  # a DWORD of milliseconds
+    else:
+        whole = int(seconds)
+        value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))  # a struct timeval
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def _send_bytes(ws: websocket.WebSocket, data: bytes, limit: float) -> None:
+    """Write whole frames on the socket (the send lock is held), within ``limit`` seconds.
+
+    Each send() is bounded by the socket's send timeout (``_limit_writes``), and a
+    peer that takes a little now and then must still take it all within the limit:
+    a link that cannot take a write in time is lost.
+    """
     sock = ws.sock
     if sock is None:
         raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-    sock.sendall(data)
+    view = memoryview(data)
+    deadline = time.monotonic() + limit
+    while True:
+        sent = sock.send(view)
+        if sent == len(view):
+            return
+        view = view[sent:]
+        if time.monotonic() >= deadline:
+            raise websocket.WebSocketTimeoutException(f"the server took no write for {limit:g} s")
 
 
 def _shutdown(ws: websocket.WebSocket) -> None:

@@ -1,0 +1,196 @@
+"""Opening the WebSocket: TCP (through an HTTP proxy when one applies), TLS and
+the upgrade, under one deadline and cancellable from any thread.
+
+A socket timeout bounds one system call, so a server that trickles a byte at
+a time can stretch a handshake made of many calls without limit. Here every
+socket of an attempt is registered with an :class:`OpeningWatch`; when the
+attempt's deadline passes (the transport arms a timer on its timer thread) or
+the client closes, the watch shuts those sockets down, which wakes whatever
+call is blocked on them at once. The login that follows the upgrade stays
+under the same watch (see ``Transport._open_session``).
+
+websocket-client still writes and checks the upgrade request; it is handed
+the connected (and TLS-wrapped) socket and told never to follow a redirect: a
+``3xx`` answer to the upgrade would otherwise take the credentials to wherever
+``Location`` points, over plain ``ws://`` if it says so.
+
+Runs in the connecting thread (the caller of ``connect()``, or the I/O thread
+on a reconnect); ``OpeningWatch.stop`` runs on the timer thread or in the
+thread that closes the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+import threading
+from base64 import b64encode
+from typing import Any
+
+import websocket
+from websocket._url import get_proxy_info, parse_url
+
+from .errors import RelayError
+
+log = logging.getLogger(__name__)
+
+# Why a watch stopped an attempt.
+DEADLINE = "deadline"
+CLOSING = "closing"
+
+# The longest proxy answer to CONNECT read before giving up on it.
+MAX_PROXY_RESPONSE = 16 * 1024
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+class OpeningWatch:
+    """The sockets of one connection attempt, shut down together by ``stop()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._finished = False
+        self.stopped_by: str | None = None
+
+    def track(self, sock: socket.socket) -> None:
+        """Watch ``sock``; shut it down at once if the attempt is already stopped."""
+        with self._lock:
+            self._sockets.append(sock)
+            stopped = self.stopped_by is not None
+        if stopped:
+            _shut(sock)
+
+    def stop(self, reason: str) -> None:
+        """Cut the attempt short (any thread). No effect once it has finished."""
+        with self._lock:
+            if self._finished or self.stopped_by is not None:
+                return
+            self.stopped_by = reason
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+    def finish(self) -> bool:
+        """The attempt succeeded: stop watching. False if it was stopped first."""
+        with self._lock:
+            self._finished = True
+            self._sockets.clear()
+            return self.stopped_by is None
+
+
+def open_websocket(
+    url: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    proxy: dict[str, Any] | None,
+    timeout: float,
+    watch: OpeningWatch,
+) -> websocket.WebSocket:
+    """TCP, proxy tunnel, TLS and the WebSocket upgrade; raises what the network raised,
+    or ``RelayError("redirect_refused")`` when the server answers the upgrade with a redirect."""
+    hostname, port, _resource, is_secure = parse_url(url)
+    options = proxy or {}
+    proxy_host, proxy_port, proxy_auth = get_proxy_info(
+        hostname,
+        is_secure,
+        options.get("http_proxy_host"),
+        options.get("http_proxy_port", 0),
+        options.get("http_proxy_auth"),
+    )
+    if proxy_host:
+        sock = _connect_tcp(proxy_host, int(proxy_port or 80), timeout, watch)
+        _tunnel(sock, hostname, port, proxy_auth)
+    else:
+        sock = _connect_tcp(hostname, port, timeout, watch)
+    if is_secure:
+        if ssl_context is None:
+            ssl_context = ssl.create_default_context()
+        tls = ssl_context.wrap_socket(sock, server_hostname=hostname, do_handshake_on_connect=False)
+        watch.track(tls)  # the same descriptor: shutting either down wakes the handshake
+        tls.do_handshake()
+        sock = tls
+    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+    try:
+        ws.connect(url, socket=sock, timeout=timeout, redirect_limit=0)  # type: ignore[no-untyped-call]
+    except websocket.WebSocketException:
+        _refuse_redirect(ws)
+        raise
+    _refuse_redirect(ws)
+    return ws
+
+
+def trust_context(ca_file: str | None) -> ssl.SSLContext:
+    """The system's trust store, plus the CAs in ``ca_file`` when given (added, not instead)."""
+    context = ssl.create_default_context()
+    if ca_file:
+        context.load_verify_locations(cafile=ca_file)
+    return context
+
+
+def _connect_tcp(host: str, port: int, timeout: float, watch: OpeningWatch) -> socket.socket:
+    last_error: OSError | None = None
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP):
+        sock = socket.socket(family, kind, proto)
+        watch.track(sock)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except OSError as error:
+            sock.close()
+            last_error = error
+            if watch.stopped_by is not None:
+                break  # the next address would be shut down the same way
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise last_error or OSError(f"no address found for {host}")
+
+
+def _tunnel(sock: socket.socket, host: str, port: int, auth: tuple[str, str] | None) -> None:
+    """Ask an HTTP proxy for a tunnel (CONNECT) to ``host:port``."""
+    request = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    if auth and auth[0]:
+        credentials = b64encode(f"{auth[0]}:{auth[1]}".encode()).decode("ascii")
+        request += f"Proxy-Authorization: Basic {credentials}\r\n"
+    sock.sendall((request + "\r\n").encode("latin-1"))
+    answer = b""
+    # Read a byte at a time: anything after the blank line belongs to TLS or the upgrade.
+    while not answer.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise websocket.WebSocketProxyException("the proxy closed the connection during CONNECT")
+        answer += byte
+        if len(answer) > MAX_PROXY_RESPONSE:
+            raise websocket.WebSocketProxyException("the proxy's answer to CONNECT is too long")
+    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or parts[1] != "200":
+        raise websocket.WebSocketProxyException(f"the proxy refused the tunnel: {status_line!r}")
+
+
+def _refuse_redirect(ws: websocket.WebSocket) -> None:
+    response = ws.handshake_response
+    status = getattr(response, "status", None)
+    if status not in REDIRECT_STATUSES:
+        return
+    if ws.sock is not None:
+        ws.sock.close()  # type: ignore[attr-defined]
+        ws.sock = None
+    headers = getattr(response, "headers", None) or {}
+    location = str(headers.get("location", ""))[:200]
+    raise RelayError(
+        "redirect_refused",
+        f"the server answered the WebSocket upgrade with {status} redirecting to {location!r}; "
+        "relay_sync never follows a redirect there (it would carry the credentials): set host to the real server",
+    )
+
+
+def _shut(sock: socket.socket) -> None:
+    """Wake any thread blocked on ``sock`` (even mid-connect or mid-handshake)."""
+    try:
+        # The plain socket's shutdown, also for an SSLSocket: its own shutdown() would
+        # drop the TLS state under the feet of the thread still reading through it.
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected yet, or already closed: nothing is blocked on it
