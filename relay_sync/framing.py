@@ -9,17 +9,24 @@ learns when the burst is over (to flush its ACKs in one write). Each system
 call lets another thread take the GIL, which the I/O thread then has to wait
 to get back: fewer calls keep it running while the server is talking.
 
+A message over the size cap (one frame, or the sum of a fragmented
+message's frames), or fragmented into more frames than the fragment cap, is
+read past without being kept, logged and dropped: the session goes on.
+
 ``FrameReader`` runs on the I/O thread only; ``text_frame`` is called with
 the transport's send lock held.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from collections.abc import Callable
 
 from websocket import WebSocketConnectionClosedException, WebSocketProtocolException
+
+log = logging.getLogger(__name__)
 
 OPCODE_CONTINUATION = 0x0
 OPCODE_TEXT = 0x1
@@ -35,6 +42,9 @@ READ_SIZE = 256 * 1024
 # The largest message accepted (one frame or the sum of its fragments): without a
 # cap a server could make the client buffer without limit. RELAY frames are small.
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+# The most frames one message may be split into. Each kept fragment costs an
+# object; 16 MiB in 4 KiB pieces still fits.
+MAX_FRAGMENTS = 4096
 # Random bytes fetched at a time for masking keys (RFC 6455 wants them unpredictable).
 _MASK_POOL_SIZE = 4096
 
@@ -96,7 +106,8 @@ class FrameReader:
     ``read()`` blocks until at least one message is complete and returns all
     that are, as ``(opcode, payload)`` with opcode text or binary; fragments
     are joined. Pings are answered through ``send_control``; a close frame is
-    answered and then reported as a closed connection.
+    answered and then reported as a closed connection. A message over
+    ``MAX_MESSAGE_SIZE`` or ``MAX_FRAGMENTS`` is skipped (see the module docstring).
     """
 
     def __init__(self, recv_into: Callable[[memoryview], int], send_control: Callable[[int, bytes], None]) -> None:
@@ -104,8 +115,14 @@ class FrameReader:
         self._send_control = send_control
         self._chunk = memoryview(bytearray(READ_SIZE))
         self._buffer = bytearray()
+        # The fragmented message being received: its frames so far and their total size
+        # (kept as it grows: summing the list per frame is quadratic in the fragments).
+        self._in_message = False
         self._fragments: list[bytes] = []
+        self._fragments_size = 0
         self._fragment_opcode = 0
+        self._discarding = False  # the message in progress broke a cap: drop the rest of it
+        self._skip = 0  # payload bytes of an oversize frame still to read past
 
     def read(self) -> list[tuple[int, bytes]]:
         messages: list[tuple[int, bytes]] = []
@@ -121,7 +138,15 @@ class FrameReader:
         buffer = self._buffer
         size = len(buffer)
         position = 0
-        while size - position >= 2:
+        while True:
+            if self._skip:
+                skipped = min(self._skip, size - position)
+                position += skipped
+                self._skip -= skipped
+                if self._skip:
+                    break
+            if size - position < 2:
+                break
             first, second = buffer[position], buffer[position + 1]
             length = second & 0x7F
             start = position + 2
@@ -135,14 +160,20 @@ class FrameReader:
                     break
                 length = int.from_bytes(buffer[start : start + 8], "big")
                 start += 8
-            if length > MAX_MESSAGE_SIZE:
-                raise WebSocketProtocolException(f"a {length}-byte frame exceeds the {MAX_MESSAGE_SIZE}-byte limit")
             key = b""
             if second & 0x80:  # servers must not mask, but unmasking costs little
                 if size - start < 4:
                     break
                 key = bytes(buffer[start : start + 4])
                 start += 4
+            if first & 0x70:
+                raise WebSocketProtocolException("a frame used reserved bits with no extension negotiated")
+            if length > MAX_MESSAGE_SIZE:
+                # Decided on the header alone, so the payload is never buffered: read past it.
+                self._drop_oversize_frame(first & 0x80, first & 0x0F, length)
+                position = start
+                self._skip = length
+                continue
             end = start + length
             if end > size:
                 break
@@ -150,30 +181,40 @@ class FrameReader:
             position = end
             if key:
                 payload = _mask(key, payload)
-            if first & 0x70:
-                raise WebSocketProtocolException("a frame used reserved bits with no extension negotiated")
             self._frame(first & 0x80, first & 0x0F, payload, messages)
         if position:
             del buffer[:position]
 
     def _frame(self, fin: int, opcode: int, payload: bytes, messages: list[tuple[int, bytes]]) -> None:
         if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
-            if self._fragments:
+            if self._in_message:
                 raise WebSocketProtocolException("a new message started before the previous one ended")
             if fin:
                 messages.append((opcode, payload))
             else:
-                self._fragments.append(payload)
+                self._in_message = True
+                self._fragments = [payload]
+                self._fragments_size = len(payload)
                 self._fragment_opcode = opcode
         elif opcode == OPCODE_CONTINUATION:
-            if not self._fragments:
+            if not self._in_message:
                 raise WebSocketProtocolException("a continuation frame arrived with no message to continue")
-            self._fragments.append(payload)
-            if sum(map(len, self._fragments)) > MAX_MESSAGE_SIZE:
-                raise WebSocketProtocolException(f"a fragmented message exceeds the {MAX_MESSAGE_SIZE}-byte limit")
+            if not self._discarding:
+                self._fragments_size += len(payload)
+                self._fragments.append(payload)
+                if self._fragments_size > MAX_MESSAGE_SIZE or len(self._fragments) > MAX_FRAGMENTS:
+                    log.warning(
+                        "dropping a fragmented message over the limit (%d+ frames, %d+ bytes; at most %d and %d)",
+                        len(self._fragments),
+                        self._fragments_size,
+                        MAX_FRAGMENTS,
+                        MAX_MESSAGE_SIZE,
+                    )
+                    self._start_discarding()
             if fin:
-                messages.append((self._fragment_opcode, b"".join(self._fragments)))
-                self._fragments = []
+                if not self._discarding:
+                    messages.append((self._fragment_opcode, b"".join(self._fragments)))
+                self._end_message()
         elif opcode == OPCODE_PING:
             self._send_control(OPCODE_PONG, payload)
         elif opcode == OPCODE_PONG:
@@ -183,3 +224,34 @@ class FrameReader:
             raise WebSocketConnectionClosedException("the server closed the connection")
         else:
             raise WebSocketProtocolException(f"unknown opcode {opcode:#x}")
+
+    def _drop_oversize_frame(self, fin: int, opcode: int, length: int) -> None:
+        """A frame over ``MAX_MESSAGE_SIZE``: its message is dropped (its payload is skipped by the caller)."""
+        if opcode == OPCODE_TEXT or opcode == OPCODE_BINARY:
+            if self._in_message:
+                raise WebSocketProtocolException("a new message started before the previous one ended")
+            log.warning("dropping a %d-byte message over the %d-byte limit", length, MAX_MESSAGE_SIZE)
+            if not fin:
+                self._in_message = True
+                self._start_discarding()
+        elif opcode == OPCODE_CONTINUATION:
+            if not self._in_message:
+                raise WebSocketProtocolException("a continuation frame arrived with no message to continue")
+            if not self._discarding:
+                log.warning("dropping a fragmented message with a %d-byte frame (limit %d)", length, MAX_MESSAGE_SIZE)
+                self._start_discarding()
+            if fin:
+                self._end_message()
+        else:
+            raise WebSocketProtocolException(f"a {length}-byte control frame (opcode {opcode:#x})")
+
+    def _start_discarding(self) -> None:
+        self._discarding = True
+        self._fragments = []
+        self._fragments_size = 0
+
+    def _end_message(self) -> None:
+        self._in_message = False
+        self._discarding = False
+        self._fragments = []
+        self._fragments_size = 0

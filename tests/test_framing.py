@@ -148,18 +148,35 @@ def test_control_frames_are_masked_and_short() -> None:
     assert frame[1] == 0x80 | 125
 
 
-def test_an_oversized_frame_is_refused_before_it_is_buffered() -> None:
-    header_only = struct.pack("!BBQ", 0x80 | OPCODE_TEXT, 127, 64 * 1024 * 1024)  # 64 MiB announced
-    reader, _ = reader_for(header_only)
-    with pytest.raises(WebSocketProtocolException, match="limit"):
-        reader.read()
-
-
-def test_oversized_fragmented_message_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_oversized_frame_is_read_past_without_being_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
     from relay_sync import framing
 
     monkeypatch.setattr(framing, "MAX_MESSAGE_SIZE", 10)
-    data = server_frame(b"123456", OPCODE_TEXT, fin=False) + server_frame(b"789012", 0, fin=True)
+    oversize = server_frame(b"x" * 1000)
+    # The oversize payload arrives in pieces; none of it is kept, and the frame after it is read.
+    reader, _ = reader_for(oversize[:300], oversize[300:700], oversize[700:] + server_frame(b"next"))
+    assert reader.read() == [(OPCODE_TEXT, b"next")]
+
+
+def test_an_oversized_fragmented_message_is_dropped_and_the_next_one_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relay_sync import framing
+
+    monkeypatch.setattr(framing, "MAX_MESSAGE_SIZE", 10)
+    data = (
+        server_frame(b"123456", OPCODE_TEXT, fin=False)
+        + server_frame(b"789012", 0, fin=False)
+        + server_frame(b"345", 0, fin=True)
+        + server_frame(b"kept", OPCODE_TEXT)
+    )
     reader, _ = reader_for(data)
-    with pytest.raises(WebSocketProtocolException, match="limit"):
-        reader.read()
+    assert reader.read() == [(OPCODE_TEXT, b"kept")]
+
+
+def test_a_message_in_too_many_fragments_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relay_sync import framing
+
+    monkeypatch.setattr(framing, "MAX_FRAGMENTS", 3)
+    four = server_frame(b"a", OPCODE_TEXT, fin=False) + server_frame(b"b", 0, fin=False) * 2 + server_frame(b"c", 0)
+    three = server_frame(b"a", OPCODE_TEXT, fin=False) + server_frame(b"b", 0, fin=False) + server_frame(b"c", 0)
+    reader, _ = reader_for(four + three)
+    assert reader.read() == [(OPCODE_TEXT, b"abc")]
