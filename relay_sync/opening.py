@@ -54,12 +54,11 @@ class OpeningWatch:
         self.stopped_by: str | None = None
 
     def track(self, sock: socket.socket) -> None:
-        """Watch ``sock``; shut it down at once if the attempt is already stopped."""
+        """Watch ``sock``; raise at once if the attempt is already stopped (nothing to wake yet)."""
         with self._lock:
+            if self.stopped_by is not None:
+                raise ConnectionAbortedError(f"the connection attempt was stopped ({self.stopped_by})")
             self._sockets.append(sock)
-            stopped = self.stopped_by is not None
-        if stopped:
-            _shut(sock)
 
     def stop(self, reason: str) -> None:
         """Cut the attempt short (any thread). No effect once it has finished."""
@@ -100,23 +99,23 @@ def open_websocket(
     )
     if proxy_host:
         sock = _connect_tcp(proxy_host, int(proxy_port or 80), timeout, watch)
-        _tunnel(sock, hostname, port, proxy_auth)
     else:
         sock = _connect_tcp(hostname, port, timeout, watch)
-    if is_secure:
-        if ssl_context is None:
-            ssl_context = ssl.create_default_context()
-        tls = ssl_context.wrap_socket(sock, server_hostname=hostname, do_handshake_on_connect=False)
-        watch.track(tls)  # the same descriptor: shutting either down wakes the handshake
-        tls.do_handshake()
-        sock = tls
-    ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
     try:
-        ws.connect(url, socket=sock, timeout=timeout, redirect_limit=0)  # type: ignore[no-untyped-call]
-    except websocket.WebSocketException:
+        if proxy_host:
+            _tunnel(sock, hostname, port, proxy_auth)
+        if is_secure:
+            sock = _start_tls(sock, ssl_context or ssl.create_default_context(), hostname, watch)
+        ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
+        try:
+            ws.connect(url, socket=sock, timeout=timeout, redirect_limit=0)  # type: ignore[no-untyped-call]
+        except websocket.WebSocketException:
+            _refuse_redirect(ws)
+            raise
         _refuse_redirect(ws)
+    except BaseException:
+        sock.close()
         raise
-    _refuse_redirect(ws)
     return ws
 
 
@@ -132,9 +131,9 @@ def _connect_tcp(host: str, port: int, timeout: float, watch: OpeningWatch) -> s
     last_error: OSError | None = None
     for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP):
         sock = socket.socket(family, kind, proto)
-        watch.track(sock)
-        sock.settimeout(timeout)
         try:
+            watch.track(sock)
+            sock.settimeout(timeout)
             sock.connect(address)
         except OSError as error:
             sock.close()
@@ -145,6 +144,17 @@ def _connect_tcp(host: str, port: int, timeout: float, watch: OpeningWatch) -> s
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
     raise last_error or OSError(f"no address found for {host}")
+
+
+def _start_tls(sock: socket.socket, context: ssl.SSLContext, hostname: str, watch: OpeningWatch) -> ssl.SSLSocket:
+    tls = context.wrap_socket(sock, server_hostname=hostname, do_handshake_on_connect=False)
+    try:
+        watch.track(tls)  # the same descriptor as before, tracked again as the object now in use
+        tls.do_handshake()
+    except BaseException:
+        tls.close()
+        raise
+    return tls
 
 
 def _tunnel(sock: socket.socket, host: str, port: int, auth: tuple[str, str] | None) -> None:
@@ -174,9 +184,6 @@ def _refuse_redirect(ws: websocket.WebSocket) -> None:
     status = getattr(response, "status", None)
     if status not in REDIRECT_STATUSES:
         return
-    if ws.sock is not None:
-        ws.sock.close()  # type: ignore[attr-defined]
-        ws.sock = None
     headers = getattr(response, "headers", None) or {}
     location = str(headers.get("location", ""))[:200]
     raise RelayError(

@@ -341,6 +341,7 @@ class Transport:
             if self._closed:
                 raise ClientClosedError()
             self._opening = watch
+        log.debug("connecting to %s (%g s to open the socket and log in)", self._options.url, timeout)
         deadline = self.timers.call_later(timeout, lambda: watch.stop(DEADLINE))
         try:
             ws, result = self._open_and_authenticate(watch, timeout)
