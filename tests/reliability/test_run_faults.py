@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import relay_sync
 from relay_sync import AuthenticationError, ClientClosedError, RelayClient, RelayError
 from relay_sync.testing import RelayTestServer
 
@@ -110,11 +111,21 @@ HIGH_FD_SCRIPT = textwrap.dedent(
     assert held[-1] >= 1024, held[-1]
 
     from relay_sync import RelayClient
+    from relay_sync.stop_signal import StopSignal
+
+    # Tell the test when run() starts waiting for its stop (so that the signal finds
+    # it waiting, where select() used to fail), by wrapping that wait.
+    def announced_wait(self, *args, **kwargs):
+        print("waiting", flush=True)
+        return plain_wait(self, *args, **kwargs)
+
+    plain_wait, StopSignal.wait = StopSignal.wait, announced_wait
     client = RelayClient("test", "test", host=sys.argv[1], scheme="ws")
-    print("running", flush=True)
-    client.run()  # ended by the SIGTERM the test sends once the session is up
-    left = [t.name for t in threading.enumerate() if t.name.startswith("relay_sync")]
-    print("stopped", "connected" if client.connected else "disconnected", left, flush=True)
+    try:
+        client.run()  # ended by the SIGTERM the test sends
+    finally:
+        left = [t.name for t in threading.enumerate() if t.name.startswith("relay_sync")]
+        print("stopped", "connected" if client.connected else "disconnected", left, flush=True)
     """
 )
 
@@ -132,16 +143,22 @@ def test_run_works_with_more_than_1024_open_files(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(relay_sync.__file__).parents[1]), *sys.path])},
         )
         try:
-            server.wait_for_session(1, timeout=STEP * 3)
+            assert child.stdout is not None
+            assert child.stdout.readline() == "waiting\n"
+            session = server.wait_for_session(1, timeout=STEP * 3)
+            # A few round trips through the child's I/O thread: each hands the child's
+            # GIL back and forth, and the main thread, just announced, reaches its wait.
+            for _ in range(3):
+                session.wait_answer(session.ping(), timeout=STEP)
             child.send_signal(signal.SIGTERM)
             out, err = child.communicate(timeout=STEP * 3)
         finally:
             if child.poll() is None:
                 child.kill()
                 child.communicate()
-    assert child.returncode == 0, err
     assert out.splitlines()[-1] == "stopped disconnected []", (out, err)
+    assert child.returncode == 0, err
     assert "filedescriptor out of range" not in err
