@@ -143,18 +143,23 @@ class RelayClient:
     :param scheme: ``None`` (the default) picks ``"ws"`` for a loopback host (a local
         emulator) and ``"wss"`` for any other; an explicit ``"ws"`` is refused for a
         host that is not loopback.
-    :param request_timeout: seconds a request waits for its response.
+    :param request_timeout: seconds a request waits for its response; also how long a
+        write may wait for the server to take it before the link counts as lost.
     :param ping_interval: seconds of silence from the server before the client pings;
         three unanswered pings in a row force a reconnect.
     :param reconnect_backoff: ``(min, max)`` seconds of the reconnect backoff; the
         first retry waits a random time under ``min / 2``.
-    :param connect_timeout: seconds to open the socket and log in (default: ``request_timeout``).
+    :param connect_timeout: seconds for the whole of opening the socket (TCP, proxy,
+        TLS, WebSocket upgrade) and logging in (default: ``request_timeout``).
     :param proxy: ``http://[user:password@]host:port`` of an HTTP proxy for the socket
         and REST calls; without it, ``https_proxy``/``no_proxy`` from the environment apply.
-    :param ca_file: a PEM bundle of CAs to verify the server with (``SIGNALWIRE_RELAY_CA_FILE``);
+    :param ca_file: a PEM bundle of CAs to trust besides the system's (``SIGNALWIRE_RELAY_CA_FILE``);
         verification is always on.
     :param jwt_refresher: for a client logged in with ``jwt_token``: a callable returning a
         fresh JWT, used to re-authenticate before the current one expires.
+
+    Every duration must be a finite number of seconds above 0 and at most a day
+    (``ValueError`` naming it otherwise), and ``host`` a name DNS can carry.
     """
 
     def __init__(

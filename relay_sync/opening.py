@@ -21,7 +21,10 @@ thread that closes the client.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import selectors
 import socket
 import ssl
 import threading
@@ -42,6 +45,8 @@ CLOSING = "closing"
 # The longest proxy answer to CONNECT read before giving up on it.
 MAX_PROXY_RESPONSE = 16 * 1024
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# What a non-blocking connect() answers when the SYN is on its way (10035 is Windows' WSAEWOULDBLOCK).
+_CONNECT_STARTED = frozenset({0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN, 10035})
 
 
 class OpeningWatch:
@@ -59,6 +64,14 @@ class OpeningWatch:
             if self.stopped_by is not None:
                 raise ConnectionAbortedError(f"the connection attempt was stopped ({self.stopped_by})")
             self._sockets.append(sock)
+
+    def check(self) -> None:
+        """Raise if the attempt was stopped. Called once a socket is connecting:
+        from then on a stop's shutdown aborts it, but one that came just before
+        found nothing to abort."""
+        with self._lock:
+            if self.stopped_by is not None:
+                raise ConnectionAbortedError(f"the connection attempt was stopped ({self.stopped_by})")
 
     def stop(self, reason: str) -> None:
         """Cut the attempt short (any thread). No effect once it has finished."""
@@ -133,17 +146,38 @@ def _connect_tcp(host: str, port: int, timeout: float, watch: OpeningWatch) -> s
         sock = socket.socket(family, kind, proto)
         try:
             watch.track(sock)
-            sock.settimeout(timeout)
-            sock.connect(address)
+            _start_connecting(sock, address)
+            watch.check()
+            _wait_connected(sock, timeout)
         except OSError as error:
             sock.close()
             last_error = error
             if watch.stopped_by is not None:
                 break  # the next address would be shut down the same way
             continue
+        sock.settimeout(timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
     raise last_error or OSError(f"no address found for {host}")
+
+
+def _start_connecting(sock: socket.socket, address: Any) -> None:
+    """Send the SYN without waiting: the socket is connecting when this returns."""
+    sock.setblocking(False)
+    started = sock.connect_ex(address)
+    if started not in _CONNECT_STARTED:
+        raise OSError(started, os.strerror(started))
+
+
+def _wait_connected(sock: socket.socket, timeout: float) -> None:
+    # A selector, not select(): select() refuses descriptors numbered 1024 and up.
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_WRITE)
+        if not selector.select(timeout):
+            raise TimeoutError(f"TCP connect timed out after {timeout:g} s")
+    failed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if failed:
+        raise OSError(failed, os.strerror(failed))
 
 
 def _start_tls(sock: socket.socket, context: ssl.SSLContext, hostname: str, watch: OpeningWatch) -> ssl.SSLSocket:

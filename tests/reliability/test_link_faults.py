@@ -313,11 +313,16 @@ def test_credentials_refused_on_reconnect_fail_everything_and_end_run(
     assert "3 times" in error.message
     assert len(server.requests("signalwire.connect")) == 1 + 3  # bounded retries
     assert relay_threads() == []  # run() disconnected before raising
-    assert woken_with_error(lambda: queued.result(STEP)) is error  # the error run() raised, for every waiter
-    assert outcomes.get(timeout=STEP) is error  # the handler's action wait ended
-    assert woken_with_error(lambda: message.wait(timeout=STEP)) is error
-    assert woken_with_error(lambda: call.wait_for_ended(timeout=STEP)) is error
-    assert woken_with_error(lambda: client.execute("after.the.end", {})) is error
+    # The error run() raised, for every waiter: the same failure, each in its own instance.
+    waiters_saw = [
+        woken_with_error(lambda: queued.result(STEP)),
+        outcomes.get(timeout=STEP),  # the handler's action wait ended
+        woken_with_error(lambda: message.wait(timeout=STEP)),
+        woken_with_error(lambda: call.wait_for_ended(timeout=STEP)),
+        woken_with_error(lambda: client.execute("after.the.end", {})),
+    ]
+    assert [(type(seen), str(seen)) for seen in waiters_saw] == [(type(error), str(error))] * len(waiters_saw)
+    assert all(seen is not error for seen in waiters_saw)
     assert client._calling.call_count == 0
     assert client._messaging.in_flight == 0
 
