@@ -73,6 +73,9 @@ AUTH_FAILURE_LIMIT = 3
 # What a lost link looks like from websocket-client and the socket layer.
 LINK_ERRORS = (websocket.WebSocketException, OSError, ssl.SSLError)
 
+# What a socket call that ran out of time raises (socket.timeout is TimeoutError from 3.10 on).
+SOCKET_TIMEOUTS = (socket.timeout, TimeoutError, websocket.WebSocketTimeoutException)
+
 # Codes of the errors ``open()`` raises that may heal on their own (the server is
 # not up yet, restarting, or the network is not ready): ``run()`` retries them.
 # Anything else (a refused certificate, a redirect, a configuration limit) will
@@ -348,10 +351,13 @@ class Transport:
             if not watch.finish():  # stopped just as the login succeeded: honour the stop
                 _shutdown(ws)
                 raise websocket.WebSocketConnectionClosedException("the connection attempt was stopped")
-        except (RelayError, *LINK_ERRORS):
+        except (RelayError, *LINK_ERRORS) as error:
             if watch.stopped_by == CLOSING:
                 raise ClientClosedError() from None
-            if watch.stopped_by == DEADLINE:
+            # A socket timeout is the deadline too: each call's timeout is the whole
+            # of it, so one that fires first means the whole time has passed.
+            timed_out = isinstance(error, SOCKET_TIMEOUTS) and not isinstance(error, RelayError)
+            if watch.stopped_by == DEADLINE or timed_out:
                 raise RelayTimeoutError(
                     f"connecting to {self._options.url} and logging in took longer than {timeout:g} s"
                 ) from None

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,12 +59,14 @@ def test_run_retries_a_first_login_cut_off() -> None:
     with RelayTestServer() as server, LogWatch() as logs:
         server.pause_logins()  # the first login hangs until the test drops its socket
         client = RelayClient(**server.client_kwargs(reconnect_backoff=FAST_BACKOFF))
+        connected = threading.Event()
+        client.on_connected(lambda resumed: connected.set())
         running = run_in_thread(client.run, name="test-run")
         server.wait_for_request("signalwire.connect")
         server.sessions[0].drop()
         logs.wait_for(logging.WARNING, "could not connect")
         server.resume_logins()
-        logs.wait_for(logging.INFO, "RELAY session started", timeout=STEP * 2)
+        assert connected.wait(STEP * 2)
         assert client.execute("after.boot", {}, timeout=STEP)["code"] == "200"
         client.stop()
         assert outcome_of(running) is None
