@@ -235,7 +235,8 @@ def test_refused_credentials_on_reconnect_close_the_client(server: RelayTestServ
     # Each attempt is announced, then refused; after the last, the client gives up.
     assert hooks.kinds() == ["connected", "disconnected"] + ["reconnecting", "auth_error"] * refusals + ["disconnected"]
     final = hooks.calls[-1][1]
-    assert isinstance(final, AuthenticationError) and final is outcome["error"]
+    # The same failure as run() raised (each waiter and hook gets its own instance).
+    assert isinstance(final, AuthenticationError) and str(final) == str(outcome["error"])
     assert client.state == "closed"
 
 
