@@ -144,7 +144,7 @@ BAD_HOSTS = ["a" * 64 + ".example.com", "relay..signalwire.com", ".signalwire.co
 
 @pytest.mark.parametrize("host", BAD_HOSTS)
 def test_an_invalid_host_name_is_a_value_error_at_construction(host: str) -> None:
-    with pytest.raises(ValueError, match=r"host \(or SIGNALWIRE_SPACE\)"):
+    with pytest.raises(ValueError, match=r"^host "):
         RelayClient("p", "t", host=host)
 
 

@@ -6,6 +6,7 @@ traceback shows another thread's frames.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -69,8 +70,11 @@ def test_a_fatal_error_is_a_new_instance_each_time_it_is_raised(
     server: RelayTestServer, make_client: Callable[..., RelayClient]
 ) -> None:
     client = make_client()
+    gave_up = threading.Event()
+    client.on_disconnected(lambda error: isinstance(error, AuthenticationError) and gave_up.set())
     server.reject_logins = True
     server.session().drop()  # reconnecting, the credentials are refused three times: fatal
+    assert gave_up.wait(STEP * 2)
     raised = []
     for _ in range(3):
         error = outcome_of(run_in_thread(lambda: client.execute("after.fatal", {}, timeout=STEP)))
