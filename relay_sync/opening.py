@@ -22,7 +22,6 @@ thread that closes the client.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import selectors
 import socket
@@ -35,8 +34,6 @@ import websocket
 from websocket._url import get_proxy_info, parse_url
 
 from .errors import RelayError
-
-log = logging.getLogger(__name__)
 
 # Why a watch stopped an attempt.
 DEADLINE = "deadline"
