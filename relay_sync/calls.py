@@ -280,8 +280,9 @@ class Call(CallCommands):
             self._drop_waiter(waiter)
         if event.state == _CONNECT_FAILED:
             reason = event.params.get("reason")
-            why = f" ({reason})" if isinstance(reason, str) else ""
-            raise DialFailedError(f"call {self.call_id} could not be bridged: no device answered{why}")
+            reason = reason if isinstance(reason, str) and reason else None
+            why = f" ({reason})" if reason else ""
+            raise DialFailedError(f"call {self.call_id} could not be bridged: no device answered{why}", reason)
         peer = self._peer
         if peer is None:
             raise RelayError("bridge_failed", f"call {self.call_id} was bridged to a peer without a call_id")

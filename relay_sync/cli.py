@@ -88,6 +88,10 @@ def cmd_emulator(args: argparse.Namespace) -> int:
     emulator: RelayEmulator = RelayEmulator(
         args.project, token, host=args.host, port=args.port, time_factor=args.time_factor
     )
+    for number, behaviour in args.phone:
+        emulator.phone(number, **behaviour)
+    if args.transcript:
+        emulator.on_transcript(lambda entry: print(entry, flush=True))
     stop = threading.Event()
     with _signals_set(stop), emulator:
         print(f"RELAY emulator listening on {emulator.relay_host} (WebSocket and REST); Ctrl-C stops it", flush=True)
@@ -186,6 +190,52 @@ class _signals_set:
 # -- the parser and main ---------------------------------------------------------------
 
 
+# ``--phone NUMBER BEHAVIOUR``: the words a behaviour is made of, and the Phone fields they set.
+PHONE_FLAGS: dict[str, dict[str, bool]] = {
+    "answers": {},
+    "busy": {"busy": True},
+    "no-answer": {"answers": False},
+    "machine": {"machine": True},
+    "fax": {"fax": True},
+}
+PHONE_SECONDS = {"after": "after", "hangup-after": "hangup_after"}
+
+
+class _PhoneAction(argparse.Action):
+    """Collect ``--phone NUMBER BEHAVIOUR`` pairs as ``(number, Phone keyword arguments)``."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        number, spec = values
+        try:
+            behaviour = phone_behaviour(spec)
+        except ValueError as error:
+            parser.error(f"{option} {number} {spec}: {error}")
+        getattr(namespace, self.dest).append((number, behaviour))
+
+
+def phone_behaviour(spec: str) -> dict[str, Any]:
+    """``busy``, ``no-answer``, ``after=3,hangup-after=20``... as ``RelayEmulator.phone()`` arguments."""
+    behaviour: dict[str, Any] = {}
+    for word in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, value = word.partition("=")
+        if name in PHONE_FLAGS and not value:
+            behaviour.update(PHONE_FLAGS[name])
+        elif name in PHONE_SECONDS and value:
+            try:
+                seconds = float(value)
+            except ValueError:
+                raise ValueError(f"{name} needs a number of seconds, not {value!r}") from None
+            if seconds < 0:
+                raise ValueError(f"{name} must not be negative")
+            behaviour[PHONE_SECONDS[name]] = seconds
+        else:
+            known = ", ".join([*PHONE_FLAGS, *(f"{name}=SECONDS" for name in PHONE_SECONDS)])
+            raise ValueError(f"unknown behaviour {word!r}; use one or more of {known}, joined by commas")
+    return behaviour
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -216,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--project", default="emulator", help="project id clients must use (emulator)")
     emulator.add_argument("--token", default=None, help="API token clients must use (default: a random one, printed)")
     emulator.add_argument("--time-factor", type=_positive, default=1.0, help="real seconds per simulated second (1)")
+    emulator.add_argument(
+        "--phone",
+        nargs=2,
+        metavar=("NUMBER", "BEHAVIOUR"),
+        action=_PhoneAction,
+        default=[],
+        help="how a number behaves when dialed: busy, no-answer, machine, fax, after=SECONDS (answers after), "
+        "hangup-after=SECONDS, several joined by commas; numbers not named answer at once (repeatable)",
+    )
+    emulator.add_argument(
+        "--transcript", action="store_true", help="print what happens on the simulated network as it happens"
+    )
     emulator.set_defaults(run=cmd_emulator)
 
     send_sms = commands.add_parser("send-sms", help="send an SMS and wait until it is delivered")

@@ -206,8 +206,9 @@ class Dialer:
             self._answered(tag, event)
         elif state == DIAL_STATE_FAILED:
             reason = event.params.get("reason")
-            why = f" ({reason})" if isinstance(reason, str) else ""
-            self._end(tag, DialFailedError(f"dial {tag} failed: no device answered{why}"), how="failed")
+            reason = reason if isinstance(reason, str) and reason else None
+            why = f" ({reason})" if reason else ""
+            self._end(tag, DialFailedError(f"dial {tag} failed: no device answered{why}", reason), how="failed")
 
     def _answered(self, tag: str, event: RelayEvent) -> None:
         leg = event.params.get("call")

@@ -100,10 +100,15 @@ class CallPassedError(RelayError):
 
 
 class DialFailedError(RelayError):
-    """A dial or bridge ended without any device answering (busy, no answer, unreachable)."""
+    """A dial or bridge ended without any device answering (busy, no answer, unreachable).
 
-    def __init__(self, message: str) -> None:
+    ``reason`` is the server's word for why, when it gave one: ``busy``,
+    ``noAnswer`` (see ``relay_sync.constants``), ``decline``...; ``None`` when it did not say.
+    """
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
         super().__init__("dial_failed", message)
+        self.reason = reason
 
 
 class CallEndedError(RelayError):

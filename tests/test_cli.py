@@ -135,6 +135,48 @@ def test_the_emulator_command_prints_where_and_how_to_connect_and_stops_on_ctrl_
     assert "emulator stopped" in out
 
 
+def test_the_emulator_command_scripts_phones_and_prints_the_transcript() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay_sync", "emulator", "--port", "0", "--time-factor", "0.01", "--transcript",
+         "--phone", "+15550111", "busy", "--phone", "+15550122", "no-answer,hangup-after=5"],
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        printed = {}
+        while len(printed) < 3:
+            match = re.match(r"\s+export (SIGNALWIRE_\w+)=(\S+)", process.stdout.readline())
+            if match:
+                printed[match[1]] = match[2]
+
+        busy = relay_sync("dial", "--to", "+15550111", "--from", "+15550100", env=clean_environment(**printed))
+        silent = relay_sync("dial", "--to", "+15550122", "--from", "+15550100", env=clean_environment(**printed))
+        answers = relay_sync("dial", "--to", "+15550133", "--from", "+15550100", env=clean_environment(**printed))
+
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert_one_line_error(busy, "(busy)")
+    assert_one_line_error(silent, "(noAnswer)")
+    assert answers.returncode == 0, answers.stderr
+    assert re.search(r"app\s+dialing \+15550111 for client #0 \(tag [-\w]+\)", out), out
+    assert re.search(r"app\s+dialing \+15550133 for client #2 ", out), out
+    for happened in ("+15550111 is busy", "+15550122 did not answer", "+15550133 answered"):
+        assert happened in out, out
+
+
+def test_the_emulator_command_refuses_a_phone_behaviour_it_does_not_know() -> None:
+    result = relay_sync("emulator", "--phone", "+15550111", "busy,sometimes")
+
+    assert result.returncode == 2
+    assert "unknown behaviour 'sometimes'" in result.stderr and "no-answer" in result.stderr
+
+
 def test_send_sms_waits_for_delivery(emulator: RelayEmulator, space: dict[str, str]) -> None:
     result = relay_sync("send-sms", "--to", "+15550111", "--from", "+15550100", "--body", "Hi from the CLI", env=space)
 

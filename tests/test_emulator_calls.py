@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from relay_sync import RelayError, rest
+from relay_sync import DialFailedError, RelayError, rest
 from relay_sync.testing import EmulatorLimitError, RelayEmulator
 
 from .emulator_support import (
@@ -335,6 +335,20 @@ def test_dial_fails_when_nobody_answers(emulator: RelayEmulator, connect: Connec
     with pytest.raises(RelayError):
         client.dial([[phone_device(AGENT)]], dial_timeout=2)
     assert emulator.events("calling.call.dial")[-1]["params"]["dial_state"] == "failed"
+
+
+@pytest.mark.parametrize(("behaviour", "reason"), [({"busy": True}, "busy"), ({"answers": False}, "noAnswer")])
+def test_a_failed_dial_says_why(
+    emulator: RelayEmulator, connect: Connect, behaviour: dict[str, Any], reason: str
+) -> None:
+    emulator.phone(AGENT, **behaviour)
+    client = connect()
+
+    with pytest.raises(DialFailedError) as failed:
+        client.dial([[phone_device(AGENT)]], dial_timeout=5)
+
+    assert failed.value.reason == reason and failed.value.code == "dial_failed"
+    assert reason in str(failed.value)
 
 
 def test_parallel_dial_cancels_the_losing_leg(emulator: RelayEmulator, connect: Connect) -> None:

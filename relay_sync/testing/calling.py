@@ -349,7 +349,9 @@ class CallingEngine:
             if len(self.net.legs) + ringing > self.net.limits.max_calls:
                 return refuse("503", f"too many calls (max_calls={self.net.limits.max_calls})")
             numbers = ", ".join(device_number(d) for group in devices for d in group)
-            self.net.note(APP, f"dialing {numbers}", kind="calling.dial")
+            # Who dialed and with which tag: enough to tell from the transcript alone
+            # which client (worker process) called a number, and how often.
+            self.net.note(APP, f"dialing {numbers} for {self._client_name(owner)} (tag {tag})", kind="calling.dial")
         max_duration = params.get("max_duration")
 
         def answered(leg: Leg) -> None:
