@@ -1,4 +1,4 @@
-"""One RelayClient per Celery worker process (``pip install 'relay-sync[celery]'``).
+"""One RelayClient per Celery worker process (the ``celery`` extra, ``relay-sync[celery]``).
 
 In the module that creates the Celery app, call :func:`setup` with the
 options for ``RelayClient()`` (credentials and host come from the
@@ -44,7 +44,7 @@ except ModuleNotFoundError as error:  # say which extra brings it
     if error.name != "celery":
         raise
     raise ModuleNotFoundError(
-        "relay_sync.contrib.celery needs Celery: pip install 'relay-sync[celery]'", name="celery"
+        "relay_sync.contrib.celery needs Celery: pip install 'celery>=5.3' (relay_sync's celery extra)", name="celery"
     ) from error
 
 log = logging.getLogger(__name__)
