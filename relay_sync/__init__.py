@@ -93,6 +93,8 @@ from .errors import (
     RelayError,
     RelayTimeoutError,
     RestError,
+    RoomActionEndedError,
+    RoomEndedError,
     SessionLostError,
 )
 from .events import (
@@ -242,7 +244,9 @@ __all__ = [
     "RelayEvent",
     "RelayTimeoutError",
     "RestError",
+    "RoomActionEndedError",
     "RoomAudienceCount",
+    "RoomEndedError",
     "RoomLayout",
     "RoomLayoutLayer",
     "RoomMember",

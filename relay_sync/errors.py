@@ -118,6 +118,21 @@ class CallEndedError(RelayError):
         super().__init__("call_ended", message)
 
 
+class RoomEndedError(RelayError):
+    """The video room session ended, so what was waited for in it (a recording's end,
+    say) will not be reported."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("room_ended", message)
+
+
+class RoomActionEndedError(RelayError):
+    """A command on a room recording, playback or stream that has already ended."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("action_ended", message)
+
+
 class RestError(RelayError):
     """A REST request (tasks, JWT, recordings) failed.
 

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import pytest
 
-from relay_sync import RelayError, RoomMember, RoomSession, rest
+from relay_sync import RelayError, RoomActionEndedError, RoomMember, RoomSession, rest
 from relay_sync.testing import RelayEmulator
 
 from .emulator_support import Connect
@@ -345,7 +345,7 @@ def test_a_recording_pauses_resumes_and_stops_leaving_a_downloadable_file(emulat
         assert last_request(emulator, method) == {"room_session_id": room_session_id, "recording_id": recording.id}
     audio = rest.download_recording(recording.url, project=emulator.project, token=emulator.token)
     assert isinstance(audio, bytes) and audio[:4] == b"RIFF"
-    with pytest.raises(RelayError) as caught:
+    with pytest.raises(RoomActionEndedError) as caught:
         recording.pause()
     assert caught.value.code == "action_ended"
 

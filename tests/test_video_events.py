@@ -13,6 +13,7 @@ from relay_sync import (
     ClientClosedError,
     RelayError,
     RoomAudienceCount,
+    RoomEndedError,
     RoomLayout,
     RoomMember,
     RoomPlayback,
@@ -404,7 +405,7 @@ def test_a_room_that_ended_while_the_client_was_away_releases_what_waited_on_it(
     emulator.resume_logins()
     emulator.wait_for_session(2, timeout=WAIT)
 
-    with pytest.raises(RelayError) as caught:
+    with pytest.raises(RoomEndedError) as caught:
         recording.wait(timeout=WAIT)  # the renewal's 404 says the room is gone
     assert caught.value.code == "room_ended"
     assert emulator.wait_for_request(SUBSCRIBE, count=2, timeout=WAIT)["params"]["event_channel"] == room.event_channel

@@ -19,7 +19,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import RelayError, RelayTimeoutError
+from ..errors import RelayError, RelayTimeoutError, RoomActionEndedError
 from ..futures import HandoffFuture, fail, settle
 from ..pool import HandlerPool
 from ..rpc import JSONDict
@@ -103,8 +103,8 @@ class RoomAction:
         """Block until it ended; returns this handle (its state ``completed``).
 
         Raises ``TimeoutError`` (a ``RelayTimeoutError``) after ``timeout``
-        seconds, leaving the handle usable, and ``RelayError`` when the client
-        closes or the room ends before the end was reported.
+        seconds, leaving the handle usable, ``RoomEndedError`` when the room
+        ended before the end was reported, and ``RelayError`` when the client closes.
         """
         try:
             self.future.result(timeout)
@@ -127,7 +127,7 @@ class RoomAction:
 
     def _command(self, method: str, **extra: Any) -> None:
         if self.has_ended:
-            raise RelayError("action_ended", f"{self.kind} {self.id} has ended; {method} is not possible")
+            raise RoomActionEndedError(f"{self.kind} {self.id} has ended; {method} is not possible")
         params: JSONDict = {"room_session_id": self._room_session_id, f"{self.kind}_id": self.id}
         params.update(extra)
         self._request(method, params)

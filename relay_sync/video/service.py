@@ -27,7 +27,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RelayError
+from ..errors import RelayError, RoomEndedError
 from ..futures import fail, settle
 from ..ordered import OrderedRunner
 from ..pool import HandlerPool
@@ -398,7 +398,7 @@ class VideoService:
         """The room ended: what still waits on it will never hear more (lock held)."""
         self._rooms.pop(state.room_session_id, None)
         self._renewals.forget(state.channel.name)
-        error = RelayError("room_ended", f"room session {state.room_session_id} ended first")
+        error = RoomEndedError(f"room session {state.room_session_id} ended first")
         _fail_all(state, error)
 
     # -- lifecycle ---------------------------------------------------------------------------
