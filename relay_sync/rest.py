@@ -21,18 +21,20 @@ from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from ._version import __version__
 from .config import (
-    ENV_CA_FILE,
     ENV_PROJECT,
     ENV_SPACE,
     ENV_TOKEN,
     is_loopback_host,
+    resolve_ca_file,
     split_host_port,
     validate_host,
 )
 from .errors import RestError
+from .opening import trust_context
 from .rpc import MASK, JSONDict
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,32 @@ _STATUS_HINTS = {
 }
 
 
+class _AddedTrustAdapter(HTTPAdapter):
+    """HTTPS verified against the system's CAs plus a ``ca_file``.
+
+    requests' ``verify=path`` would verify against the file instead of them and
+    refuse every publicly trusted server; an SSL context holding both keeps the
+    promise that ``ca_file`` adds a CA.
+    """
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._context
+        super().init_poolmanager(*args, **kwargs)
+
+    def proxy_manager_for(self, proxy: Any, **kwargs: Any) -> Any:
+        kwargs["ssl_context"] = self._context
+        return super().proxy_manager_for(proxy, **kwargs)
+
+
 class RestSession(requests.Session):
     """A ``requests.Session`` with relay_sync's defaults: its User-Agent, TLS
-    verification (against ``ca_file`` when given), and a (connect, read)
-    timeout applied to every request that does not pass its own.
+    verification (the CAs of ``ca_file``, when given, added to the system's),
+    and a (connect, read) timeout applied to every request that does not pass
+    its own.
 
     ``proxy`` (``http://[user:password@]host:port``) sends every request through
     that proxy; without it ``https_proxy`` / ``no_proxy`` apply as with any session.
@@ -79,7 +103,9 @@ class RestSession(requests.Session):
         if proxy:  # wins over https_proxy from the environment
             self.proxies = {"http": proxy, "https": proxy}
         self.headers["User-Agent"] = USER_AGENT
-        self.verify = ca_file or os.environ.get(ENV_CA_FILE) or True
+        ca_file = resolve_ca_file(ca_file)  # ValueError for a path that is not a file
+        if ca_file:
+            self.mount("https://", _AddedTrustAdapter(trust_context(ca_file)))
         if auth is not None:
             self.auth = auth
 
@@ -89,16 +115,6 @@ class RestSession(requests.Session):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return super().send(request, **kwargs)
-
-    def merge_environment_settings(
-        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> Any:
-        # requests lets REQUESTS_CA_BUNDLE override a CA file set on the
-        # session; an explicit ca_file must win. With verify=True the
-        # environment's bundle still applies, as requests users expect.
-        if verify is None:
-            verify = self.verify
-        return super().merge_environment_settings(url, proxies, stream, verify, cert)
 
 
 def new_session(

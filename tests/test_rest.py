@@ -535,28 +535,14 @@ def test_download_checks_the_chunk_size() -> None:
 # --- the session ---------------------------------------------------------
 
 
-def test_a_session_verifies_tls_against_a_given_ca_file(rest_mock: responses.RequestsMock) -> None:
-    rest_mock.post(TASKS_URL, status=204)
-
-    deliver_task("office", {}, **CREDENTIALS, ca_file="/etc/relay/ca.pem")
-
-    assert sent(rest_mock).req_kwargs["verify"] == "/etc/relay/ca.pem"
-
-
-def test_the_ca_file_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", "/env/ca.pem")
-
-    assert new_session(project=PROJECT, token=TOKEN).verify == "/env/ca.pem"
-    assert new_session(project=PROJECT, token=TOKEN, ca_file="/arg/ca.pem").verify == "/arg/ca.pem"
-
-
-def test_an_explicit_ca_file_beats_requests_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/corporate/bundle.pem")
-    pinned = new_session(project=PROJECT, token=TOKEN, ca_file="/etc/relay/ca.pem")
-    default = new_session(project=PROJECT, token=TOKEN)
-
-    assert pinned.merge_environment_settings(TASKS_URL, {}, None, None, None)["verify"] == "/etc/relay/ca.pem"
-    assert default.merge_environment_settings(TASKS_URL, {}, None, None, None)["verify"] == "/corporate/bundle.pem"
+def test_a_ca_file_that_is_not_a_file_is_a_value_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a ca_file adds to the trust store is tested over real TLS in
+    # tests/reliability/test_handshake_faults.py.
+    with pytest.raises(ValueError, match="ca_file"):
+        new_session(project=PROJECT, token=TOKEN, ca_file="/no/such/ca.pem")
+    monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", "/no/such/env-ca.pem")
+    with pytest.raises(ValueError, match="SIGNALWIRE_RELAY_CA_FILE"):
+        new_session(project=PROJECT, token=TOKEN)
 
 
 def test_a_custom_timeout_is_used(rest_mock: responses.RequestsMock) -> None:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import trustme
 
-from relay_sync import ClientClosedError, RelayClient, RelayError, RelayTimeoutError
+from relay_sync import ClientClosedError, RelayClient, RelayError, RelayTimeoutError, rest
 from relay_sync.testing import RelayTestServer
 
 from .netfaults import FaultProxy, FullBacklog, LogWatch, RedirectServer, TrickleServer
@@ -228,3 +231,42 @@ def test_without_ca_file_only_the_system_store_is_trusted(system_ca: trustme.CA,
             client.connect(timeout=STEP)
         assert raised.value.code == "certificate_rejected"
         assert private_server.requests("signalwire.connect") == []
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+@contextmanager
+def https_server(ca: trustme.CA) -> Iterator[str]:
+    """A plain HTTPS server on loopback with a certificate from ``ca``; yields its URL."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    httpd.socket = server_context(ca).wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="test-https", daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=STEP)
+
+
+def test_rest_calls_add_ca_file_to_the_system_trust_store(
+    system_ca: trustme.CA, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with https_server(system_ca) as public_url, https_server(ca) as private_url:
+        with rest.new_session(project="p", token="t", ca_file=ca_file) as session:
+            assert session.get(public_url).status_code == 200
+            assert session.get(private_url).status_code == 200
+        monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", ca_file)
+        with rest.new_session(project="p", token="t") as session:
+            assert session.get(private_url).status_code == 200
