@@ -48,7 +48,7 @@ from .ordered import OrderedRunner
 from .rpc import JSONDict, new_id
 
 if TYPE_CHECKING:
-    from .client import RelayClient
+    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ class Call(CallCommands):
         state: str | None = None,
     ) -> None:
         self._service = service
-        self._client = service.client
-        self._handler_pool = service.client._handler_pool
+        self._session = service.session
+        self._handler_pool = service.session.handler_pool()
         self.call_id: str = str(params["call_id"])
         self.node_id: str | None = text_field(params, "node_id")
         self.project_id: str | None = text_field(params, "project_id")
@@ -322,7 +322,7 @@ class Call(CallCommands):
     def _send(self, method: str, fields: JSONDict) -> JSONDict:
         """Send ``method`` for this call; a 404/410 (the call is gone) is logged and gives ``{}``."""
         try:
-            return self._client._request(method, self._wire_params(fields))
+            return self._session.request(method, self._wire_params(fields))
         except RelayError as error:
             if not _is_gone(error):
                 raise
@@ -367,7 +367,7 @@ class Call(CallCommands):
         if on_completed is not None:
             call_when_done(action, on_completed)
         try:
-            self._client._request(command.method, self._wire_params(params))
+            self._session.request(command.method, self._wire_params(params))
         except RelayError as error:
             self._drop_action(action)
             if not _is_gone(error):
@@ -504,8 +504,9 @@ class CallingService:
     does a call whose handler returned early.
     """
 
-    def __init__(self, client: RelayClient) -> None:
-        self.client = client
+    def __init__(self, session: Session, *, max_active_calls: int) -> None:
+        self.session = session
+        self.max_active_calls = max_active_calls
         # _lock guards the call table, the slot sets below and _closed.
         self._lock = threading.Lock()
         self._calls: dict[str, Call] = {}
@@ -516,7 +517,7 @@ class CallingService:
         self._closed = False
         self._passed = 0  # inbound calls handed back to routing for want of capacity
         self._dialer = Dialer(self)
-        client._on_session_start(self._session_started)
+        session.on_session_start(self._session_started)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's calls are not ours; keep only the handler."""
@@ -633,7 +634,7 @@ class CallingService:
             log.warning("inbound call %r: no on_call handler is registered; leaving the call alone", call_id)
             return
         call = Call(self, event.params, direction="inbound")
-        limit = self.client.max_active_calls
+        limit = self.max_active_calls
         with self._lock:
             if self._closed:
                 return
@@ -657,7 +658,7 @@ class CallingService:
         # A call must never sit in a queue unanswered: hand it over only if a
         # handler thread can take it now (other work may be holding them all).
         try:
-            started = self.client._handler_pool.run_now(self._run_handler, handler, call)
+            started = self.session.handler_pool().run_now(self._run_handler, handler, call)
         except RuntimeError:  # the pool is shut down: the client is closing
             log.debug("on_call handler for call %s not run: the client is closed", call_id)
             self._handler_done(call)
@@ -673,7 +674,7 @@ class CallingService:
     def _pass_back(self, call: Call) -> None:
         """Send ``calling.pass`` without waiting (we are on the I/O thread); log a failure."""
         try:
-            pending = self.client._submit(PASS.method, call._wire_params({}))
+            pending = self.session.submit(PASS.method, call._wire_params({}))
         except RelayError as error:
             log.warning("could not pass call %r back to routing: %r", call.call_id, error)
             return

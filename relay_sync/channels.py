@@ -29,6 +29,7 @@ from typing import Any, Callable
 from .errors import ClientClosedError, ConnectionLostError, NotConnectedError, RelayError
 from .ordered import OrderedRunner
 from .rpc import JSONDict
+from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +59,6 @@ class Route:
 
     handler: Callable[[Any], Any]
     parse: Callable[[str, JSONDict], Any]
-
-
-@dataclass(frozen=True)
-class ChannelSession:
-    """The few things of the client the channel services need.
-
-    :param request: send a request on the session and block for its result
-        (``RelayError`` on failure).
-    :param ordered_runner: a new runner that runs callbacks on the handler pool
-        one at a time, in order (one per channel).
-    :param run_in_pool: run ``fn()`` on the handler pool (what it raises is logged);
-        the second argument names the work for log lines.
-    """
-
-    request: Callable[[str, JSONDict], JSONDict]
-    ordered_runner: Callable[[str], OrderedRunner]
-    run_in_pool: Callable[[Callable[[], None], str], None]
 
 
 # -- input checks: bad input fails in the caller's thread, before anything is sent --
@@ -178,7 +162,7 @@ class Subscription:
 class ChannelHub:
     """Every Chat and PubSub subscription of one client, and the routing of their events."""
 
-    def __init__(self, session: ChannelSession) -> None:
+    def __init__(self, session: Session) -> None:
         self._session = session
         # _lock guards _subscriptions and _runners (the I/O thread reads them for every event).
         self._lock = threading.Lock()
@@ -293,7 +277,7 @@ class ChannelHub:
         with self._lock:
             if not self._subscriptions:
                 return
-        self._session.run_in_pool(self._renew, "chat subscription renewal")
+        self._session.run_user(self._renew, what="chat subscription renewal")
 
     def _renew(self) -> None:
         with self._wire_lock:

@@ -23,7 +23,6 @@ from .channels import (
     EVENT_MEMBER_UPDATED,
     PUBLISH_METHOD,
     ChannelHub,
-    ChannelSession,
     Route,
     Subscription,
     channel_list,
@@ -33,6 +32,7 @@ from .channels import (
     wire_channels,
 )
 from .rpc import JSONDict
+from .session import Session
 
 GET_MESSAGES_METHOD = "chat.messages.get"
 GET_MEMBERS_METHOD = "chat.members.get"
@@ -171,7 +171,7 @@ CHAT_PARSERS: Mapping[str, Callable[[str, JSONDict], Any]] = {
 class ChatService:
     """``client.chat``: channels with members, member state and history."""
 
-    def __init__(self, hub: ChannelHub, session: ChannelSession) -> None:
+    def __init__(self, hub: ChannelHub, session: Session) -> None:
         self._hub = hub
         self._request = session.request
 

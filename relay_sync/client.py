@@ -21,25 +21,26 @@ from typing import Any, Callable
 
 from ._version import __version__
 from .calls import Call, CallingService
-from .channels import ChannelHub, ChannelSession
+from .channels import ChannelHub
 from .chat import ChatService
 from .commands import Devices
 from .config import ClientConfig, check_duration, context_list, max_connections, resolve_config
 from .errors import AuthenticationError, ClientClosedError, NotConnectedError, RelayError
 from .events import RelayEvent, TaskEvent
 from .futures import copy_for_waiter
-from .jwt_renewal import JWTRenewal
+from .jwt_renewal import Credentials, JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
 from .ordered import OrderedRunner
 from .pool import HandlerPool, abandon_all_pools
 from .pubsub import PubSubService
 from .rpc import JSONDict, PendingRequest
+from .session import Session
 from .stats import LatencyHistogram
 from .stop_signal import StopSignal
-from .timers import TimerThread
+from .timers import Timer
 from .transport import AUTH_FAILURE_LIMIT, TRANSIENT_OPEN_FAILURES, Transport, TransportOptions, backoff_delay
-from .video import VideoService, VideoSession
+from .video import VideoService
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,6 @@ class RelayClient:
             proxy=proxy,
             ca_file=ca_file,
         )
-        self._jwt_token = self._config.jwt_token
         self._contexts: list[str] = list(self._config.contexts)
         self._lifecycle_lock = threading.Lock()
         self._transport: Transport | None = None
@@ -210,36 +210,45 @@ class RelayClient:
         self._event_routes: dict[str, EventRoute] = {}
         self._close_hooks: list[Callable[[RelayError], None]] = []
         self._session_hooks: list[Callable[[bool], None]] = []
-        self._jwt_refresher = jwt_refresher
 
-        self._calling = CallingService(self)
+        # What every service may ask of this client: they get this, never the client.
+        session = Session(
+            request=self._request,
+            submit=self._submit,
+            call_later=self._call_later,
+            run_user=self._run_user,
+            on_session_start=self._on_session_start,
+            on_close=self._on_close,
+            handler_pool=lambda: self._handler_pool,
+            ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
+            relay_protocol=lambda: self.relay_protocol,
+            authorization=lambda: self.authorization,
+        )
+        rest_options = self._config.rest_options()
+        self._calling = CallingService(session, max_active_calls=self._config.max_active_calls)
         self._add_route("calling", self._calling.on_event)
         self._on_close(self._calling.close)
-        self._messaging = MessagingService(self)
+        self._messaging = MessagingService(session, rest_options)
         self._add_route("messaging", self._messaging.on_event)
         self._add_route("queuing", self._messaging.on_event)
         self._on_close(self._messaging.close)
-        self._jwt_renewal = JWTRenewal(self)
-        channel_session = ChannelSession(
-            request=self._request,
-            ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
-            run_in_pool=lambda fn, what: self._run_user(fn, what=what),
+        self._jwt_renewal = JWTRenewal(
+            session,
+            Credentials(
+                project=self._config.project,
+                token=self._config.token,
+                jwt_token=self._config.jwt_token,
+                refresher=jwt_refresher,
+            ),
+            rest_options,
         )
-        self._channels = ChannelHub(channel_session)
+        self._channels = ChannelHub(session)
         self._add_route("chat", self._channels.on_event)
         self._on_session_start(self._channels.session_started)
         self._on_close(self._channels.close)
-        self._chat = ChatService(self._channels, channel_session)
-        self._pubsub = PubSubService(self._channels, channel_session)
-        self._video = VideoService(
-            VideoSession(
-                request=self._request,
-                submit=self._submit,
-                ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
-                handler_pool=lambda: self._handler_pool,
-                request_timeout=self._config.request_timeout,
-            )
-        )
+        self._chat = ChatService(self._channels, session)
+        self._pubsub = PubSubService(self._channels, session)
+        self._video = VideoService(session, request_timeout=self._config.request_timeout)
         self._add_route("video", self._video.on_event)
         self._on_session_start(self._video.session_started)
         self._on_close(self._video.close)
@@ -729,9 +738,8 @@ class RelayClient:
     def _submit(self, method: str, params: JSONDict) -> PendingRequest:
         return self._live_transport().submit(method, params)
 
-    @property
-    def _timers(self) -> TimerThread:
-        return self._live_transport().timers
+    def _call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self._live_transport().timers.call_later(delay, callback)
 
     def _run_user(self, fn: Callable[..., Any], *args: Any, what: str = "handler") -> None:
         """Run user code on the handler pool; an exception is logged, never propagated."""
@@ -749,16 +757,11 @@ class RelayClient:
         self._close_hooks.append(hook)
 
     def _connect_params(self) -> JSONDict:
-        authentication: JSONDict
-        if self._jwt_token:
-            authentication = {"jwt_token": self._jwt_token}
-        else:
-            authentication = {"project": self._config.project, "token": self._config.token}
         params: JSONDict = {
             "version": dict(PROTOCOL_VERSION),
             "agent": AGENT,
             "event_acks": True,
-            "authentication": authentication,
+            "authentication": self._jwt_renewal.credentials.authentication(),
         }
         if self._contexts:
             params["contexts"] = list(self._contexts)

@@ -116,16 +116,27 @@ class Dialer:
         for name, value in (("max_duration", max_duration), ("region", region), ("node_id", node_id)):
             if value is not None:
                 params[name] = value
-        client = self._service.client
-        timers = client._timers  # raises RelayError before connect() and after disconnect()
-        dial = _PendingDial(tag, HandoffFuture(client._handler_pool))
+        session = self._service.session
+        dial = _PendingDial(tag, HandoffFuture(session.handler_pool()))
         with self._lock:
             if tag in self._dials:
                 raise ValueError(f"a dial with tag {tag!r} is already in progress")
             self._dials[tag] = dial
-            dial.timer = timers.call_later(timeout, lambda: self._expire(tag, timeout))
+        # Armed outside the lock: after a fork, call_later connects afresh, and
+        # the session-start hooks that runs take this lock.
         try:
-            pending = client._submit(DIAL_METHOD, params)
+            timer = session.call_later(timeout, lambda: self._expire(tag, timeout))
+        except RelayError:  # before connect() or after disconnect(): the dial never started
+            with self._lock:
+                self._dials.pop(tag, None)
+            raise
+        with self._lock:
+            if self._dials.get(tag) is dial:
+                dial.timer = timer
+            else:  # already over (its answer or failure came first): nothing to time out
+                timer.cancel()
+        try:
+            pending = session.submit(DIAL_METHOD, params)
         except RelayError as error:
             self._end(tag, error)
             raise
@@ -263,7 +274,7 @@ class Dialer:
     def _send_hang_up(self, node_id: object, call_id: object) -> None:
         """``calling.end`` without waiting for its answer (I/O or timer thread)."""
         try:
-            self._service.client._submit(HANGUP.method, {"node_id": node_id, "call_id": call_id, "reason": "cancel"})
+            self._service.session.submit(HANGUP.method, {"node_id": node_id, "call_id": call_id, "reason": "cancel"})
         except RelayError as error:
             log.debug("could not hang up call %s of a finished dial: %s", call_id, error)
 

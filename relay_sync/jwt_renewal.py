@@ -2,12 +2,15 @@
 
 On each authenticated session (the connecting thread, or the I/O thread after
 a reconnect) ``JWTRenewal`` reads ``authorization.expires_at`` and arms a
-timer on the client's timer thread. The timer only hands the refresh to the
+timer on the session's timer thread. The timer only hands the refresh to the
 handler pool, because getting a token blocks: it calls the user's
 ``jwt_refresher`` or mints one over REST with the project and token. The
 refresh then sends ``signalwire.reauthenticate`` on the live socket, keeps the
 new token for later reconnects and arms the next timer. A client with no way
 to get a token logs a warning ahead of expiry instead.
+
+The credentials the client logs in with are a ``Credentials`` object whose JWT
+only ``JWTRenewal`` replaces; the client reads it for each (re)login.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import logging
 import math
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import rest
 from .errors import ClientClosedError, RelayError
 from .timers import Timer
 
 if TYPE_CHECKING:
-    from .client import RelayClient
+    from .rpc import JSONDict
+    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -82,19 +87,52 @@ def _epoch_seconds(value: Any) -> float | None:
     return min(seconds, time.time() + MAX_TOKEN_LIFETIME)
 
 
+class Credentials:
+    """What the client logs in with: a JWT, or project and token.
+
+    ``JWTRenewal`` is the only writer of the JWT (a refresh replaces it, so
+    later reconnects log in with the new one); the client reads
+    ``authentication()`` for every login, from the I/O thread.
+    """
+
+    def __init__(
+        self, *, project: str | None, token: str | None, jwt_token: str | None, refresher: Callable[[], str] | None
+    ) -> None:
+        self.project = project
+        self.token = token
+        self.refresher = refresher
+        self._jwt_token = jwt_token  # replaced whole by renewed(): reads need no lock
+
+    @property
+    def jwt_token(self) -> str | None:
+        return self._jwt_token
+
+    def authentication(self) -> JSONDict:
+        """The ``authentication`` block of ``signalwire.connect``."""
+        if self._jwt_token:
+            return {"jwt_token": self._jwt_token}
+        return {"project": self.project, "token": self.token}
+
+    def renewed(self, jwt_token: str) -> None:
+        """A refresh was accepted: later logins use ``jwt_token``. Called by JWTRenewal only."""
+        self._jwt_token = jwt_token
+
+
 class JWTRenewal:
     """Re-authenticates a JWT session before ``authorization.expires_at``."""
 
-    def __init__(self, client: RelayClient) -> None:
-        self._client = client
+    def __init__(self, session: Session, credentials: Credentials, rest_options: Mapping[str, Any]) -> None:
+        self._session = session
+        self.credentials = credentials
+        self._rest_options = dict(rest_options)
         # _lock guards _timer and _lifetime.
         self._lock = threading.Lock()
         self._timer: Timer | None = None
         # How long the last token lived after we learned its expiry: the guess
         # for the next one when neither the server nor the token says.
         self._lifetime: float | None = None
-        client._on_session_start(self._session_started)
-        client._on_close(self._client_closed)
+        session.on_session_start(self._session_started)
+        session.on_close(self._client_closed)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's timer thread is gone; the next session re-arms."""
@@ -104,15 +142,15 @@ class JWTRenewal:
     @property
     def can_refresh(self) -> bool:
         """True when a fresh JWT can be had: a ``jwt_refresher``, or project and token for REST."""
-        config = self._client._config
-        return self._client._jwt_refresher is not None or bool(config.project and config.token)
+        credentials = self.credentials
+        return credentials.refresher is not None or bool(credentials.project and credentials.token)
 
     # -- scheduling (connecting thread or I/O thread: never blocks) ----------
 
     def _session_started(self, resumed: bool) -> None:
-        if not self._client._jwt_token:
+        if not self.credentials.jwt_token:
             return  # logged in with project and token: nothing expires
-        authorization = self._client.authorization or {}
+        authorization = self._session.authorization() or {}
         expires_at = _epoch_seconds(authorization.get("expires_at"))
         if expires_at is None:
             log.debug("the JWT session did not say when it expires: no renewal scheduled")
@@ -128,18 +166,18 @@ class JWTRenewal:
 
         def due() -> None:  # timer thread: hand the blocking refresh to the pool
             if refresh:
-                self._client._run_user(self._refresh, expires_at, what="JWT refresh")
+                self._session.run_user(self._refresh, expires_at, what="JWT refresh")
             else:
                 self._warn(expires_at)
 
         try:
-            timers = self._client._timers
+            timer = self._session.call_later(delay, due)
         except RelayError:  # closed (or closing) meanwhile: nothing to renew
             return
         with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = timers.call_later(delay, due)
+            previous, self._timer = self._timer, timer
+        if previous is not None:
+            previous.cancel()
 
     def _warn(self, expires_at: float) -> None:
         log.warning(
@@ -164,14 +202,14 @@ class JWTRenewal:
             self._retry(expires_at)
             return
         try:
-            result = self._client._request(REAUTHENTICATE_METHOD, {"authentication": {"jwt_token": token}})
+            result = self._session.request(REAUTHENTICATE_METHOD, {"authentication": {"jwt_token": token}})
         except ClientClosedError:
             return
         except RelayError as error:
             log.error("%s failed: %r", REAUTHENTICATE_METHOD, error)
             self._retry(expires_at)
             return
-        self._client._jwt_token = token  # later reconnects log in with it
+        self.credentials.renewed(token)  # later reconnects log in with it
         next_expiry = self._expiry_after_refresh(result, token)
         if next_expiry is None:
             log.info("RELAY session re-authenticated with a new JWT; its expiry is unknown")
@@ -180,13 +218,13 @@ class JWTRenewal:
         log.info("RELAY session re-authenticated with a new JWT, valid for %.0f s", next_expiry - time.time())
 
     def _new_token(self) -> str:
-        refresher = self._client._jwt_refresher
+        refresher = self.credentials.refresher
         if refresher is not None:
             token = refresher()
             if not isinstance(token, str) or not token:
                 raise TypeError(f"jwt_refresher must return a non-empty string, not {type(token).__name__}")
             return token
-        pair = rest.create_jwt(**self._client._config.rest_options())
+        pair = rest.create_jwt(**self._rest_options)
         return pair.jwt_token
 
     def _expiry_after_refresh(self, result: dict[str, Any], token: str) -> float | None:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,7 +38,7 @@ from .futures import HandoffFuture, fail, settle
 from .rpc import JSONDict
 
 if TYPE_CHECKING:
-    from .client import RelayClient
+    from .session import Session
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Message:
 
     def __init__(
         self,
-        client: RelayClient,
+        session: Session,
         *,
         message_id: str,
         context: str | None,
@@ -84,7 +84,7 @@ class Message:
         segments: int | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> None:
-        self._client = client
+        self._session = session
         self._message_id = message_id
         self._context = context
         self._direction = direction
@@ -97,7 +97,7 @@ class Message:
         self._reason: str | None = None
         self._segments = segments
         self._on_completed = on_completed
-        self.future: Future[RelayEvent] = HandoffFuture(client._handler_pool)
+        self.future: Future[RelayEvent] = HandoffFuture(session.handler_pool())
         # _lock guards the state fields above, the listeners and the dispatch queue.
         self._lock = threading.Lock()
         self._listeners: list[MessageListener] = []
@@ -107,9 +107,9 @@ class Message:
         self._dispatching = False
 
     @classmethod
-    def _inbound(cls, client: RelayClient, event: MessageReceiveEvent) -> Message:
+    def _inbound(cls, session: Session, event: MessageReceiveEvent) -> Message:
         message = cls(
-            client,
+            session,
             message_id=event.message_id or "",
             context=event.context,
             direction=event.direction or "inbound",
@@ -238,7 +238,7 @@ class Message:
             start = bool(self._callbacks) and not self._dispatching
             self._dispatching = self._dispatching or start
         if start:
-            self._client._run_user(self._run_callbacks, what="message callbacks")
+            self._session.run_user(self._run_callbacks, what="message callbacks")
         if terminal:
             settle(self.future, event)
 
@@ -277,8 +277,9 @@ class _EarlyEvents:
 class MessagingService:
     """Outbound messages in flight, inbound message and task handlers."""
 
-    def __init__(self, client: RelayClient) -> None:
-        self._client = client
+    def __init__(self, session: Session, rest_options: Mapping[str, Any]) -> None:
+        self._session = session
+        self._rest_options = dict(rest_options)
         # _lock guards _outbound, _early and _closed_error; it is held while an
         # event is applied to a message so replayed and live events never interleave.
         self._lock = threading.Lock()
@@ -290,7 +291,7 @@ class MessagingService:
         # The session's protocol, and the last one a reconnect did not resume (see _session_started).
         self._protocol: str | None = None
         self._lost_protocol: str | None = None
-        client._on_session_start(self._session_started)
+        session.on_session_start(self._session_started)
 
     def after_fork(self) -> None:
         """In a forked child: the parent's messages are not ours; keep only the handlers."""
@@ -339,7 +340,7 @@ class MessagingService:
             raise ValueError(f"body must be a string, not {type(body).__name__}")
         if on_completed is not None:
             _check_callable(on_completed)
-        context = context or self._client.relay_protocol
+        context = context or self._session.relay_protocol()
         params: JSONDict = {"context": context, "to_number": to_number, "from_number": from_number}
         if body:
             params["body"] = body
@@ -350,12 +351,12 @@ class MessagingService:
         if region is not None:
             params["region"] = region
 
-        result = self._client._request("messaging.send", params)
+        result = self._session.request("messaging.send", params)
         message_id = result.get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise RelayError("bad_response", "messaging.send was accepted but its result has no message_id")
         message = Message(
-            self._client,
+            self._session,
             message_id=message_id,
             context=context,
             direction="outbound",
@@ -395,7 +396,7 @@ class MessagingService:
         wait (and stay in the table) forever, so they fail now. Messages sent
         on a named context the client still receives keep waiting.
         """
-        previous, self._protocol = self._protocol, self._client.relay_protocol
+        previous, self._protocol = self._protocol, self._session.relay_protocol()
         if resumed or previous is None or previous == self._protocol:
             return
         with self._lock:
@@ -409,7 +410,7 @@ class MessagingService:
             fail(message.future, _session_lost())
 
     def deliver_task(self, context: str, message: JSONDict) -> None:
-        rest.deliver_task(context, message, **self._client._config.rest_options())
+        rest.deliver_task(context, message, **self._rest_options)
 
     # -- events (I/O thread: never blocks, never runs user code) -------------
 
@@ -468,16 +469,16 @@ class MessagingService:
         if not self._message_handlers:
             log.warning("inbound message on context %r dropped: no on_message handler", event.context)
             return
-        message = Message._inbound(self._client, event)
+        message = Message._inbound(self._session, event)
         for handler in self._message_handlers:
-            self._client._run_user(handler, message, what="on_message handler")
+            self._session.run_user(handler, message, what="on_message handler")
 
     def _on_task(self, event: TaskEvent) -> None:
         if not self._task_handlers:
             log.warning("task on context %r dropped: no on_task handler", event.context)
             return
         for handler in self._task_handlers:
-            self._client._run_user(handler, event, what="on_task handler")
+            self._session.run_user(handler, event, what="on_task handler")
 
     def close(self, error: BaseException) -> None:
         """Fail every message still waiting for its final state (the client is closing)."""

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
 
-from .channels import EVENT_CHANNEL_MESSAGE, PUBLISH_METHOD, ChannelHub, ChannelSession, Subscription, channel_list
+from .channels import EVENT_CHANNEL_MESSAGE, PUBLISH_METHOD, ChannelHub, Subscription, channel_list
 from .chat import handler_routes, message_event, publish_params
 from .rpc import JSONDict
+from .session import Session
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def pubsub_message_event(channel: str, params: JSONDict) -> PubSubMessage:
 class PubSubService:
     """``client.pubsub``: publish to channels and listen on them."""
 
-    def __init__(self, hub: ChannelHub, session: ChannelSession) -> None:
+    def __init__(self, hub: ChannelHub, session: Session) -> None:
         self._hub = hub
         self._request = session.request
 

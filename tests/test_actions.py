@@ -55,9 +55,9 @@ def sent(server: RelayTestServer, method: str) -> JSONDict:
     return params_of(server.requests(method)[-1])
 
 
-def ping(call: Call) -> None:
+def ping(client: RelayClient) -> None:
     """A round trip: every event pushed before it has been handled when it returns."""
-    call._client.execute("signalwire.ping", {})
+    client.execute("signalwire.ping", {})
 
 
 # (start, action class, wire method, wire fields besides node_id/call_id/control_id,
@@ -112,6 +112,7 @@ OPERATIONS: list[tuple[str, Start, type[Action], str, JSONDict, str, JSONDict, J
     ids=[op[0] for op in OPERATIONS],
 )
 def test_each_operation_sends_its_command_and_ends_on_its_terminal_event(
+    client: RelayClient,
     call: Call,
     session: ServerSession,
     server: RelayTestServer,
@@ -131,7 +132,7 @@ def test_each_operation_sends_its_command_and_ends_on_its_terminal_event(
     assert wire == {"node_id": call.node_id, "call_id": call.call_id, "control_id": action.control_id, **fields}
 
     push_control(session, event_type, call.call_id, action.control_id, **progress)
-    ping(call)
+    ping(client)
     assert not action.is_done and action.result is None
 
     push_control(session, event_type, call.call_id, action.control_id, **terminal)
@@ -150,13 +151,13 @@ def test_record_result_carries_the_recording(call: Call, session: ServerSession)
     assert isinstance(event, RecordEvent) and event.url == "https://rec/1.mp3" and event.size == 99
 
 
-def test_play_and_collect_ignores_its_play_phase(call: Call, session: ServerSession) -> None:
+def test_play_and_collect_ignores_its_play_phase(client: RelayClient, call: Call, session: ServerSession) -> None:
     prompt = call.play_and_collect(TTS, DIGITS)
     push_control(session, "calling.call.play", call.call_id, prompt.control_id, state="playing")
     push_control(session, "calling.call.play", call.call_id, prompt.control_id, state="finished")
     push_control(session, "calling.call.collect", call.call_id, prompt.control_id,
                  result={"type": "speech", "params": {"text": "he"}}, final=False)  # fmt: skip
-    ping(call)
+    ping(client)
     assert not prompt.is_done
 
     push_control(session, "calling.call.collect", call.call_id, prompt.control_id,
@@ -165,11 +166,11 @@ def test_play_and_collect_ignores_its_play_phase(call: Call, session: ServerSess
     assert isinstance(event, CollectEvent) and event.result["params"]["digits"] == "42"
 
 
-def test_a_continuous_collect_ends_only_on_a_terminal_state(call: Call, session: ServerSession) -> None:
+def test_a_continuous_collect_ends_only_on_a_terminal_state(client: RelayClient, call: Call, session: ServerSession) -> None:
     collect = call.collect(speech={}, continuous=True)
     push_control(session, "calling.call.collect", call.call_id, collect.control_id,
                  result={"type": "speech", "params": {"text": "one"}}, final=True)  # fmt: skip
-    ping(call)
+    ping(client)
     assert not collect.is_done
     push_control(session, "calling.call.collect", call.call_id, collect.control_id, state="finished")
     assert collect.wait(timeout=WAIT).state == "finished"
@@ -236,7 +237,7 @@ def test_a_stop_on_a_finished_operation_is_not_an_error(call: Call, server: Rela
     assert play.stop() == {}
 
 
-def test_actions_on_one_call_resolve_independently(call: Call, session: ServerSession) -> None:
+def test_actions_on_one_call_resolve_independently(client: RelayClient, call: Call, session: ServerSession) -> None:
     play = call.play(TTS, control_id="my-play")
     record = call.record()
     collect = call.collect(digits={})
@@ -244,7 +245,7 @@ def test_actions_on_one_call_resolve_independently(call: Call, session: ServerSe
 
     push_control(session, "calling.call.record", call.call_id, record.control_id, state="finished")
     assert record.wait(timeout=WAIT).state == "finished"
-    ping(call)
+    ping(client)
     assert not play.is_done and not collect.is_done
 
     push_control(session, "calling.call.play", call.call_id, "my-play", state="finished")

@@ -12,7 +12,7 @@ from .events import RoomAudienceCount, RoomLayout, RoomLayoutLayer
 from .handles import RoomAction, RoomPlayback, RoomRecording, RoomStream
 from .members import RoomMember
 from .room import RoomSession
-from .service import VideoService, VideoSession
+from .service import VideoService
 from .subscription import VideoSubscription
 
 __all__ = [
@@ -26,6 +26,5 @@ __all__ = [
     "RoomSession",
     "RoomStream",
     "VideoService",
-    "VideoSession",
     "VideoSubscription",
 ]

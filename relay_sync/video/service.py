@@ -2,8 +2,8 @@
 subscriptions, and the routing of ``video.*`` events to ``listen()``
 handlers and to recording/playback/stream handles.
 
-It holds a narrow ``VideoSession`` (request, submit, an ordered-runner
-factory and the handler pool), never the client. Threads:
+It holds the narrow ``Session`` every service gets (request, submit, an
+ordered-runner factory, the handler pool), never the client. Threads:
 
 * ``listen``, ``get_room_session(s)`` and every ``RoomSession`` command run
   in the caller's thread and block on the server's answer;
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -30,8 +30,8 @@ from typing import Any
 from ..errors import RelayError, RoomEndedError
 from ..futures import fail, settle
 from ..ordered import OrderedRunner
-from ..pool import HandlerPool
-from ..rpc import JSONDict, PendingRequest
+from ..rpc import JSONDict
+from ..session import Session
 from . import payload as read
 from . import wire
 from .events import RoomAudienceCount, RoomLayout
@@ -51,25 +51,6 @@ HANDLE_EVENTS = {"recording": wire.RECORDING_EVENTS, "playback": wire.PLAYBACK_E
 RECENTLY_ENDED = 32
 
 Dispatch = list[tuple[str, Any]]  # (dispatched event name, what its handlers receive)
-
-
-@dataclass(frozen=True)
-class VideoSession:
-    """The few things of the client the Video service needs.
-
-    :param request: send a request and block for its result (``RelayError`` on failure).
-    :param submit: send a request without waiting (for renewals from the I/O thread).
-    :param ordered_runner: a new runner running callbacks on the handler pool one at a time, in order.
-    :param handler_pool: the current handler pool (done-callbacks of handle futures run there).
-    :param request_timeout: seconds a start waits for its ``*.started`` event when the answer
-        does not describe the operation.
-    """
-
-    request: Callable[[str, JSONDict], JSONDict]
-    submit: Callable[[str, JSONDict], PendingRequest]
-    ordered_runner: Callable[[str], OrderedRunner]
-    handler_pool: Callable[[], HandlerPool]
-    request_timeout: float
 
 
 @dataclass
@@ -101,8 +82,11 @@ class _Room:
 class VideoService:
     """``client.video``: watch rooms start and end, look rooms up, moderate them."""
 
-    def __init__(self, session: VideoSession) -> None:
+    def __init__(self, session: Session, *, request_timeout: float) -> None:
+        """``request_timeout``: seconds a start waits for its ``*.started`` event when
+        the answer does not describe the operation."""
         self._session = session
+        self._request_timeout = request_timeout
         # _lock guards _rooms, _rooms_channel and everything inside them.
         self._lock = threading.Lock()
         self._rooms: dict[str, _Room] = {}
@@ -183,7 +167,7 @@ class VideoService:
                 with self._lock:
                     return self._track(state, kind, fields)
             try:
-                return claim.result(self._session.request_timeout)
+                return claim.result(self._request_timeout)
             except FutureTimeout:
                 raise bad_response(method, f"{kind}, and no {kind}.started event followed") from None
         finally:
