@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
 
 from .constants import (
@@ -29,9 +28,8 @@ from .constants import (
     EVENT_CALL_TAP,
     EVENT_CALL_TRANSCRIBE,
 )
-from .errors import RelayTimeoutError
 from .events import RelayEvent
-from .futures import HandoffFuture, fail, settle
+from .futures import HandoffFuture, fail, settle, wait_result
 from .rpc import JSONDict
 
 if TYPE_CHECKING:
@@ -41,18 +39,6 @@ log = logging.getLogger(__name__)
 
 FINISHED = "finished"
 ERROR = "error"
-
-
-def wait_result(future: Future[Any], timeout: float | None, what: str) -> Any:
-    """``future.result(timeout)``, raising ``RelayTimeoutError`` (a ``TimeoutError``) when time runs out."""
-    try:
-        return future.result(timeout)
-    except FutureTimeout:
-        # On Python >= 3.11 FutureTimeout is TimeoutError, so this also catches a
-        # RelayTimeoutError the future itself failed with: re-raise that one as is.
-        if future.done():
-            raise
-        raise RelayTimeoutError(f"{what} did not finish within {timeout:g} s") from None
 
 
 class Action:

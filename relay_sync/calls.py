@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
-from .actions import A, Action, call_when_done, wait_result
+from .actions import A, Action, call_when_done
 from .commands import PASS, CallCommands, Command, Devices, Media, OnCompleted, Operation, build_params
 from .constants import (
     CALL_STATE_ANSWERED,
@@ -43,7 +43,7 @@ from .errors import (
     SessionLostError,
 )
 from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event, text_field
-from .futures import HandoffFuture, fail, settle
+from .futures import HandoffFuture, fail, settle, wait_result
 from .ordered import OrderedRunner
 from .rpc import JSONDict, new_id
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
-from .errors import RelayError
+from .errors import RelayError, RelayTimeoutError
 
 if TYPE_CHECKING:
     from .pool import HandlerPool
@@ -96,3 +97,15 @@ def _run_callback(fn: Callable[[Future[Any]], object], future: Future[Any]) -> N
         fn(future)
     except Exception:
         log.exception("a future's done-callback %r raised", fn)
+
+
+def wait_result(future: Future[Any], timeout: float | None, what: str) -> Any:
+    """``future.result(timeout)``, raising ``RelayTimeoutError`` (a ``TimeoutError``) when time runs out."""
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        # On Python >= 3.11 FutureTimeout is TimeoutError, so this also catches a
+        # RelayTimeoutError the future itself failed with: re-raise that one as is.
+        if future.done():
+            raise
+        raise RelayTimeoutError(f"{what} did not finish within {timeout:g} s") from None

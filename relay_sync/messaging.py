@@ -13,10 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import rest
@@ -26,7 +25,7 @@ from .constants import (
     MESSAGE_STATE_RECEIVED,
     MESSAGE_TERMINAL_STATES,
 )
-from .errors import RelayError, RelayTimeoutError, SessionLostError
+from .errors import RelayError, SessionLostError
 from .events import (
     MessageReceiveEvent,
     MessageStateEvent,
@@ -34,7 +33,7 @@ from .events import (
     TaskEvent,
     parse_event,
 )
-from .futures import HandoffFuture, fail, settle
+from .futures import HandoffFuture, fail, settle, wait_result
 from .rpc import JSONDict
 
 if TYPE_CHECKING:
@@ -84,7 +83,6 @@ class Message:
         segments: int | None = None,
         on_completed: CompletedCallback | None = None,
     ) -> None:
-        self._session = session
         self._message_id = message_id
         self._context = context
         self._direction = direction
@@ -98,13 +96,12 @@ class Message:
         self._segments = segments
         self._on_completed = on_completed
         self.future: Future[RelayEvent] = HandoffFuture(session.handler_pool())
-        # _lock guards the state fields above, the listeners and the dispatch queue.
+        # _lock guards the state fields above and the listeners.
         self._lock = threading.Lock()
         self._listeners: list[MessageListener] = []
-        # User callbacks for this message, run one after another on the handler
-        # pool so listeners see the states in the order the server sent them.
-        self._callbacks: deque[Callable[[], None]] = deque()
-        self._dispatching = False
+        # Listeners and on_completed run one after another on the handler pool,
+        # so they see the states in the order the server sent them (as a call's do).
+        self._callbacks = session.ordered_runner(f"message {message_id!r}")
 
     @classmethod
     def _inbound(cls, session: Session, event: MessageReceiveEvent) -> Message:
@@ -196,12 +193,8 @@ class Message:
         seconds pass first, leaving the message usable, and ``RelayError``
         when the client closes before the outcome is known.
         """
-        try:
-            return self.future.result(timeout)
-        except FutureTimeout:
-            raise RelayTimeoutError(
-                f"message {self._message_id} reached no final state within {timeout:g} s (state {self._state})"
-            ) from None
+        event: RelayEvent = wait_result(self.future, timeout, f"message {self._message_id} (state {self._state})")
+        return event
 
     def on(self, handler: MessageListener) -> MessageListener:
         """Call ``handler(event)`` on the handler pool for each later ``messaging.state`` event.
@@ -231,39 +224,16 @@ class Message:
                 self._reason = event.reason
             if event.segments is not None:
                 self._segments = event.segments
+            # Handed over under the lock: events of one message queue in the order applied.
             for listener in self._listeners:
-                self._callbacks.append(_bind(listener, event, "message listener"))
+                self._callbacks.submit(listener, event)
             if terminal and self._on_completed is not None:
-                self._callbacks.append(_bind(self._on_completed, event, "on_completed callback"))
-            start = bool(self._callbacks) and not self._dispatching
-            self._dispatching = self._dispatching or start
-        if start:
-            self._session.run_user(self._run_callbacks, what="message callbacks")
+                self._callbacks.submit(self._on_completed, event)
         if terminal:
             settle(self.future, event)
 
-    def _run_callbacks(self) -> None:
-        """Handler pool: run queued callbacks until none is left."""
-        while True:
-            with self._lock:
-                if not self._callbacks:
-                    self._dispatching = False
-                    return
-                callback = self._callbacks.popleft()
-            callback()
-
     def __repr__(self) -> str:
         return f"<Message {self._message_id} {self._direction} state={self._state!r}>"
-
-
-def _bind(fn: Callable[..., Any], argument: Any, what: str) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            fn(argument)
-        except Exception:  # user code: log it and keep serving the other callbacks
-            log.exception("%s %r raised", what, getattr(fn, "__name__", fn))
-
-    return run
 
 
 class _EarlyEvents:
