@@ -30,6 +30,7 @@ from .constants import (
 )
 from .events import RelayEvent
 from .futures import HandoffFuture, fail, settle, wait_result
+from .pool import run_user_code
 from .rpc import JSONDict
 
 if TYPE_CHECKING:
@@ -156,10 +157,7 @@ def call_when_done(action: A, callback: Callable[[RelayEvent], Any]) -> None:
 def _run_completion(callback: Callable[[RelayEvent], Any], action: Action, future: Future[RelayEvent]) -> None:
     if future.exception() is not None:
         return
-    try:
-        callback(future.result())
-    except Exception:  # user code: log it, keep the pool worker
-        log.exception("on_completed callback %r of %r raised", getattr(callback, "__name__", callback), action)
+    run_user_code(callback, future.result(), what="on_completed callback", detail=lambda: f" (of {action!r})")
 
 
 class PlayAction(Action):

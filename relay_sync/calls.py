@@ -45,6 +45,7 @@ from .errors import (
 from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event, text_field
 from .futures import HandoffFuture, fail, settle, wait_result
 from .ordered import OrderedRunner
+from .pool import run_user_code
 from .rpc import JSONDict, new_id
 
 if TYPE_CHECKING:
@@ -692,17 +693,15 @@ class CallingService:
         Nobody is left to drive a call whose handler raised: it is hung up rather
         than left with the caller in silence (hosted platforms do the same when an
         app errors)."""
-        try:
-            handler(call)
-        except Exception:  # user code: log it; the client and the other calls go on
+        still_up = False
+
+        def which_call() -> str:  # only after a raise: is there a call left to hang up?
+            nonlocal still_up
             still_up = call._still_up()
-            log.exception(
-                "on_call handler %r raised for call %r%s",
-                getattr(handler, "__name__", handler),
-                call.call_id,
-                "; hanging the call up" if still_up else "",
-            )
-            if still_up:
+            return f" for call {call.call_id!r}" + ("; hanging the call up" if still_up else "")
+
+        try:
+            if not run_user_code(handler, call, what="on_call handler", detail=which_call) and still_up:
                 _hang_up_orphaned(call)
         finally:
             self._handler_done(call)

@@ -32,7 +32,7 @@ from .jwt_renewal import Credentials, JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
 from .ordered import OrderedRunner
-from .pool import HandlerPool, abandon_all_pools
+from .pool import HandlerPool, abandon_all_pools, run_user_code
 from .pubsub import PubSubService
 from .rpc import JSONDict, PendingRequest
 from .session import Session
@@ -744,7 +744,7 @@ class RelayClient:
     def _run_user(self, fn: Callable[..., Any], *args: Any, what: str = "handler") -> None:
         """Run user code on the handler pool; an exception is logged, never propagated."""
         try:
-            self._handler_pool.run(_call_user, fn, args, what)
+            self._handler_pool.run(_run_user_code, fn, args, what)
         except RuntimeError:  # the pool is shut down: the client is closing
             log.debug("%s not run: the client is closed", what)
 
@@ -840,11 +840,8 @@ def _new_handler_pool(max_active_calls: int, on_worker_exit: Callable[[], None])
     )
 
 
-def _call_user(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:
-    try:
-        fn(*args)
-    except Exception:
-        log.exception("%s %r raised", what, getattr(fn, "__name__", fn))
+def _run_user_code(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:
+    run_user_code(fn, *args, what=what)
 
 
 def _nonempty_contexts(contexts: Iterable[str]) -> list[str]:

@@ -14,12 +14,10 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from .errors import RelayError, RelayTimeoutError
-
-if TYPE_CHECKING:
-    from .pool import HandlerPool
+from .pool import HandlerPool, run_user_code
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +91,7 @@ class HandoffFuture(Future):  # type: ignore[type-arg]
 
 
 def _run_callback(fn: Callable[[Future[Any]], object], future: Future[Any]) -> None:
-    try:
-        fn(future)
-    except Exception:
-        log.exception("a future's done-callback %r raised", fn)
+    run_user_code(fn, future, what="a future's done-callback")
 
 
 def wait_result(future: Future[Any], timeout: float | None, what: str) -> Any:

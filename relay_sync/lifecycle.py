@@ -156,7 +156,7 @@ class Lifecycle(LinkObserver):
 
     def _fire(self, kind: str, *args: Any) -> None:
         for hook in self._hooks[kind]:
-            self._runner.submit(hook, *args)
+            self._runner.submit(hook, *args, what="lifecycle hook")
 
 
 def _describe(error: BaseException | None) -> str:

@@ -228,7 +228,7 @@ class Message:
             for listener in self._listeners:
                 self._callbacks.submit(listener, event)
             if terminal and self._on_completed is not None:
-                self._callbacks.submit(self._on_completed, event)
+                self._callbacks.submit(self._on_completed, event, what="on_completed callback")
         if terminal:
             settle(self.future, event)
 

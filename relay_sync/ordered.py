@@ -15,11 +15,11 @@ import threading
 from collections import deque
 from typing import Any, Callable
 
-from .pool import HandlerPool
+from .pool import HandlerPool, run_user_code
 
 log = logging.getLogger(__name__)
 
-Task = tuple[Callable[..., Any], tuple[Any, ...]]
+Task = tuple[Callable[..., Any], tuple[Any, ...], str]  # fn, args, what it is (for the log)
 
 
 class OrderedRunner:
@@ -32,9 +32,9 @@ class OrderedRunner:
         self._queue: deque[Task] = deque()
         self._draining = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+    def submit(self, fn: Callable[..., Any], *args: Any, what: str = "listener") -> None:
         with self._lock:
-            self._queue.append((fn, args))
+            self._queue.append((fn, args, what))
             if self._draining:
                 return  # the worker already draining picks it up
             self._draining = True
@@ -52,8 +52,5 @@ class OrderedRunner:
                 if not self._queue:
                     self._draining = False
                     return
-                fn, args = self._queue.popleft()
-            try:
-                fn(*args)
-            except Exception:  # user code: log it and go on with the next callback
-                log.exception("listener %r of %s raised", getattr(fn, "__name__", fn), self._owner)
+                fn, args, what = self._queue.popleft()
+            run_user_code(fn, *args, what=what, detail=lambda: f" ({self._owner})")

@@ -1,5 +1,7 @@
 """HandlerPool: the threads that run user code (``on_call``/``on_message``/
-``on_task`` handlers, ``Call.on`` listeners, done-callbacks).
+``on_task`` handlers, ``Call.on`` listeners, done-callbacks), and
+``run_user_code``, the one place where what user code raises is caught and
+logged with what was running.
 
 Workers start on demand, up to ``max_workers``, and retire after
 ``idle_timeout`` seconds without work, so a storm of 300 inbound calls does
@@ -219,9 +221,7 @@ class HandlerPool(Executor):
                 fn, args = work
                 self._busy.add(me)
                 try:
-                    fn(*args)
-                except Exception:  # callers log their own errors; this keeps the worker alive regardless
-                    log.exception("%r raised on the handler pool", fn)
+                    run_user_code(fn, *args, what="work on the handler pool")
                 finally:
                     self._busy.discard(me)
                 del work, fn, args
@@ -233,6 +233,19 @@ class HandlerPool(Executor):
                 self._retired.add(me)
             if self._on_worker_exit is not None:
                 self._on_worker_exit()
+
+
+def run_user_code(fn: Callable[..., Any], *args: Any, what: str, detail: Callable[[], str] | None = None) -> bool:
+    """Run ``fn(*args)``; True if it returned. What it raises is logged, never
+    propagated, so the worker (and every other handler) goes on: the only
+    try/log wrapper around user code. The line reads ``<what> <fn> raised<detail()>``,
+    ``detail`` being called only after a raise (an on_call handler's call, a hang-up)."""
+    try:
+        fn(*args)
+    except Exception:  # user code: log it with what was running; the thread goes on
+        log.exception("%s %r raised%s", what, getattr(fn, "__name__", fn), detail() if detail is not None else "")
+        return False
+    return True
 
 
 def _run_for_future(future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -252,11 +252,12 @@ def test_a_hook_that_raises_is_logged_and_the_next_still_runs(server: RelayTestS
     def fine(resumed: bool) -> None:
         ran.set()
 
-    with LogWatcher("relay_sync.ordered") as log:
+    with LogWatcher("relay_sync.pool") as log:  # the one runner of user code logs there
         client.connect()
         assert ran.wait(timeout=5)
         record = log.wait_for("raised")
     assert record.exc_info is not None and "hook bug" in str(record.exc_info[1])
+    assert record.getMessage().startswith("lifecycle hook 'broken' raised")
 
 
 def test_hooks_must_be_callable(make_client: MakeClient) -> None:
