@@ -50,7 +50,7 @@ def test_handler_gets_a_call_with_the_event_fields(client: RelayClient, server: 
     assert call.state == "ringing"
     assert call.device["params"]["from_number"] == "+15551110000"
     assert thread_name.startswith("relay_sync-handler")
-    assert client._calling.call_count == 1
+    assert client.stats()["active_calls"] == 1
 
 
 def test_answer_hangup_and_pass_send_their_frames(client: RelayClient, server: RelayTestServer) -> None:
@@ -95,7 +95,7 @@ def test_state_events_move_the_call_and_end_it(client: RelayClient, server: Rela
     assert ended.end_reason == "hangup"
     assert call.state == "ended"
     assert call.ended.result(0) is ended
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
     received = [(first_state, first_thread)] + [states.get(timeout=WAIT) for _ in range(2)]
     assert [state for state, _ in received] == ["answered", "ending", "ended"]  # in order, on the pool
     assert all(name.startswith("relay_sync-handler") for _, name in received)
@@ -123,7 +123,7 @@ def test_many_calls_in_parallel_keep_their_own_state(client: RelayClient, server
         assert ended_id == call_id
     ended_frames = {params_of(f)["call_id"] for f in server.requests("calling.end")}
     assert ended_frames == set(call_ids)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
 
 
 def test_a_raising_handler_is_logged_and_the_rest_go_on(client: RelayClient, server: RelayTestServer) -> None:
@@ -210,7 +210,7 @@ def test_ended_call_leaves_the_table_and_releases_its_actions(client: RelayClien
         event = action.wait(timeout=WAIT)
         assert event.state == "ended" and isinstance(event, CallStateEvent)
         assert action.is_done and not action.completed
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
     assert call._actions == {}
     with pytest.raises(RelayError) as excinfo:
         call.wait_for("calling.call.play", timeout=WAIT)
@@ -296,7 +296,7 @@ def test_a_200_call_burst_ends_every_call_and_empties_the_table(client: RelayCli
     ended_ids = {ended.get(timeout=10).call_id for _ in call_ids}
 
     assert ended_ids == set(call_ids)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
     assert client._calling.active_inbound == 0
     assert len(server.requests("calling.end")) == 200
 
@@ -326,7 +326,7 @@ def test_disconnect_fails_what_still_waits(make_client: MakeClient, server: Rela
     with pytest.raises(RelayError):
         call.wait_for_ended(timeout=WAIT)
     assert not isinstance(play.future.exception(), RelayTimeoutError)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
 
 
 # Every plain command: (call method and arguments, wire method, wire fields besides node_id/call_id).
@@ -443,4 +443,4 @@ def test_a_session_that_is_not_resumed_drops_its_calls(client: RelayClient, serv
     assert excinfo.value.code == "session_lost"
     with pytest.raises(RelayError):
         call.wait_for_ended(timeout=WAIT)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0

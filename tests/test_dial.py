@@ -68,7 +68,7 @@ def test_dial_resolves_with_the_answering_leg_and_drops_the_loser(client: RelayC
     assert call.tag == tag and call.direction == "outbound" and call.state == "answered"
     ping(client)
     assert client._calling.find(loser_id) is None
-    assert client._calling.call_count == 1 and len(client._calling._dialer) == 0
+    assert client.stats()["active_calls"] == 1 and len(client._calling._dialer) == 0
 
 
 def test_dial_sends_serial_and_parallel_device_lists(client: RelayClient, server: RelayTestServer) -> None:
@@ -121,7 +121,7 @@ def test_an_answer_naming_an_unseen_leg_still_gives_a_call(client: RelayClient, 
     assert call.call_id == winner_id and call.state == "answered" and call.device == ALICE
     push_state(server.session(), winner_id, "ended")
     call.wait_for_ended(timeout=WAIT)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
 
 
 def test_a_failed_dial_raises_and_leaves_nothing_behind(client: RelayClient, server: RelayTestServer) -> None:
@@ -135,10 +135,10 @@ def test_a_failed_dial_raises_and_leaves_nothing_behind(client: RelayClient, ser
     with pytest.raises(DialFailedError) as excinfo:
         future.result(timeout=WAIT)
     assert excinfo.value.code == "dial_failed"
-    assert client._calling.call_count == 0 and len(client._calling._dialer) == 0
+    assert client.stats()["active_calls"] == 0 and len(client._calling._dialer) == 0
     push_leg(session, tag, leg, "ended")  # a late event for the dropped leg is ignored
     ping(client)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
 
 
 def test_a_refused_dial_request_raises(client: RelayClient, server: RelayTestServer) -> None:
@@ -165,7 +165,7 @@ def test_a_dial_timeout_cancels_the_dial_and_leaves_nothing_behind(
     assert isinstance(excinfo.value, RelayTimeoutError)
     hangup = params_of(server.wait_for_request("calling.end", timeout=WAIT))
     assert hangup == {"node_id": f"node-{leg[:8]}", "call_id": leg, "reason": "cancel"}
-    assert client._calling.call_count == 0 and len(client._calling._dialer) == 0
+    assert client.stats()["active_calls"] == 0 and len(client._calling._dialer) == 0
 
 
 def test_dial_future_callbacks_run_on_the_handler_pool(client: RelayClient, server: RelayTestServer) -> None:

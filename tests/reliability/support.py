@@ -115,7 +115,7 @@ class CallDesk:
     def _handle(self, call: Call) -> None:
         with self._changed:
             self.arrived.append(call.call_id)
-            self.peak_calls = max(self.peak_calls, self.client._calling.call_count)
+            self.peak_calls = max(self.peak_calls, self.client.stats()["active_calls"])
             self._changed.notify_all()
         outcome: Any
         if not self.gate.wait(STEP * 2):
@@ -207,7 +207,7 @@ def assert_tables_settled(client: RelayClient, *, calls: int = 0) -> None:
     transport = client._live_transport()
     assert [m for m in transport.pending_methods() if m != "signalwire.ping"] == []
     assert transport.backlog_count == 0
-    assert client._calling.call_count == calls
+    assert client.stats()["active_calls"] == calls
     assert client._calling.active_inbound <= min(calls, client.max_active_calls)
     assert len(client._calling._dialer) == 0
     assert client._messaging.in_flight == 0

@@ -174,7 +174,7 @@ def test_stop_from_a_handler_ends_run(server: RelayTestServer, make_client: Make
     push_inbound(server.wait_for_session(1))
     assert outcome_of(running) is None  # run() returned normally...
     assert relay_threads() == []  # ...with every thread joined, the stopping handler's included
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
 
 
 def test_disconnect_before_run_starts(make_client: MakeClient) -> None:

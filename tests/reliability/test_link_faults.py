@@ -68,7 +68,7 @@ def calls_in_progress(client: RelayClient, server: RelayTestServer, count: int) 
         call = handed_over.get(timeout=STEP)
         call.answer()
         running.append((call, call.play(PROMPT)))
-    assert client._calling.call_count == count
+    assert client.stats()["active_calls"] == count
     assert not any(action.is_done for _, action in running)
     return running
 
@@ -108,7 +108,7 @@ def test_drop_mid_call_while_actions_run(server: RelayTestServer, make_client: M
     resumed = server.wait_for_session(2)
     assert outcome_of(during_outage) == {"code": "200", "message": "OK"}
     assert client.relay_protocol == protocol  # the session was resumed: the calls are still ours
-    assert client._calling.call_count == 3
+    assert client.stats()["active_calls"] == 3
 
     finish_calls(resumed, running)
     assert len(server.requests("calling.hold")) == 1
@@ -248,7 +248,7 @@ def test_server_disconnect_during_active_calls(server: RelayTestServer, make_cli
         # A new session: the old one's calls will never report again. Everything
         # that waited on them fails now rather than hanging.
         assert client.relay_protocol != protocol
-        assert client._calling.call_count == 0
+        assert client.stats()["active_calls"] == 0
         for call, action in running:
             assert isinstance(woken_with_error(partial(action.wait, timeout=STEP)), SessionLostError)
             assert isinstance(woken_with_error(partial(call.wait_for_ended, timeout=STEP)), SessionLostError)
@@ -323,7 +323,7 @@ def test_credentials_refused_on_reconnect_fail_everything_and_end_run(
     ]
     assert [(type(seen), str(seen)) for seen in waiters_saw] == [(type(error), str(error))] * len(waiters_saw)
     assert all(seen is not error for seen in waiters_saw)
-    assert client._calling.call_count == 0
+    assert client.stats()["active_calls"] == 0
     assert client._messaging.in_flight == 0
 
 
