@@ -43,7 +43,7 @@ from .errors import (
     SessionLostError,
 )
 from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event, text_field
-from .futures import HandoffFuture, fail, settle, wait_result
+from .futures import HandoffFuture, fail, settle, wait_result, wait_timeout
 from .ordered import OrderedRunner
 from .pool import run_user_code
 from .rpc import JSONDict, new_id
@@ -292,7 +292,8 @@ class Call(CallCommands):
     def _next_match(
         self, waiter: _Waiter, predicate: Callable[[RelayEvent], bool] | None, timeout: float | None
     ) -> RelayEvent:
-        deadline = None if timeout is None else time.monotonic() + timeout
+        limit = wait_timeout(timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             try:
@@ -705,6 +706,9 @@ class CallingService:
                 _hang_up_orphaned(call)
         finally:
             self._handler_done(call)
+            # After the slot is released, so whoever reads this knows the slot is free
+            # once the call has left the table too.
+            log.debug("on_call handler for call %r returned", call.call_id)
 
     def _handler_done(self, call: Call) -> None:
         with self._lock:

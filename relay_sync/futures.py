@@ -12,6 +12,8 @@ resolves it.
 from __future__ import annotations
 
 import logging
+import math
+import threading
 from concurrent.futures import Future, InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Callable, TypeVar
@@ -94,10 +96,30 @@ def _run_callback(fn: Callable[[Future[Any]], object], future: Future[Any]) -> N
     run_user_code(fn, future, what="a future's done-callback")
 
 
+def wait_timeout(timeout: float | None) -> float | None:
+    """A user's wait timeout as a blocking primitive takes it: ``None`` (no limit)
+    or seconds from 0 up to ``threading.TIMEOUT_MAX``.
+
+    Every user-facing wait passes its timeout through here. A huge finite timeout
+    (``1e10``) is clamped, since the lock underneath raises ``OverflowError`` past
+    ``TIMEOUT_MAX`` (about 292 years on 64-bit Linux, so nothing real is cut short);
+    NaN, infinity, a negative number or a non-number is a ``ValueError`` naming ``timeout``.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ValueError(f"timeout must be None or a number of seconds, not {timeout!r}")  # noqa: TRY004 - bad input
+    if not math.isfinite(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be None or a finite number of seconds, at least 0, not {timeout!r}")
+    return min(float(timeout), threading.TIMEOUT_MAX)
+
+
 def wait_result(future: Future[Any], timeout: float | None, what: str) -> Any:
-    """``future.result(timeout)``, raising ``RelayTimeoutError`` (a ``TimeoutError``) when time runs out."""
+    """``future.result(timeout)``, raising ``RelayTimeoutError`` (a ``TimeoutError``) when
+    time runs out; ``timeout`` is checked and clamped by ``wait_timeout``."""
+    limit = wait_timeout(timeout)
     try:
-        return future.result(timeout)
+        return future.result(limit)
     except FutureTimeout:
         # On Python >= 3.11 FutureTimeout is TimeoutError, so this also catches a
         # RelayTimeoutError the future itself failed with: re-raise that one as is.

@@ -15,12 +15,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import RelayError, RelayTimeoutError, RoomActionEndedError
-from ..futures import HandoffFuture, fail, settle
+from ..errors import RelayError, RoomActionEndedError
+from ..futures import HandoffFuture, fail, settle, wait_result
 from ..pool import HandlerPool
 from ..rpc import JSONDict
 from . import payload as read
@@ -106,10 +105,7 @@ class RoomAction:
         seconds, leaving the handle usable, ``RoomEndedError`` when the room
         ended before the end was reported, and ``RelayError`` when the client closes.
         """
-        try:
-            self.future.result(timeout)
-        except FutureTimeout:
-            raise RelayTimeoutError(f"{self.kind} {self.id} did not end within {timeout:g} s") from None
+        wait_result(self.future, timeout, f"{self.kind} {self.id}")
         return self
 
     # -- updates (I/O thread) --------------------------------------------------
