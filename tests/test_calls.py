@@ -163,6 +163,20 @@ def test_no_handler_leaves_the_call_alone(
     assert server.requests("calling.pass") == [] and server.requests("calling.answer") == []
 
 
+class HandlerReturned(logging.Handler):
+    """Set once the SDK logs that the on_call handler of ``call_id`` returned (it logs
+    that after releasing the handler's slot): the test waits on the return itself."""
+
+    def __init__(self, call_id: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.expected = f"on_call handler for call {call_id!r} returned"
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() == self.expected:
+            self.seen.set()
+
+
 def test_calls_over_capacity_are_passed_back(
     make_client: MakeClient, server: RelayTestServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -176,22 +190,28 @@ def test_calls_over_capacity_are_passed_back(
 
     session = server.session()
     first, second = push_inbound(session), push_inbound(session)
-    running = {started.get(timeout=WAIT).call_id, started.get(timeout=WAIT).call_id}
-    assert running == {first, second}
+    calls = {call.call_id: call for call in (started.get(timeout=WAIT), started.get(timeout=WAIT))}
+    assert set(calls) == {first, second}
 
     with caplog.at_level(logging.WARNING, logger="relay_sync"):
         third = push_inbound(session)
         passed = server.wait_for_request("calling.pass", timeout=WAIT)
     assert params_of(passed) == {"node_id": f"node-{third[:8]}", "call_id": third}
     assert any(third in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
-    assert client._calling.active_inbound == 2
-    assert client._calling.find(third) is None
+    assert client.stats()["active_calls"] == 2  # the passed call never entered the table
+    assert client.stats()["calls_passed"] == 1
 
-    # One call ends: a slot frees up and the next call is handled again.
-    ending = client._calling.find(first)
-    assert ending is not None
-    push_state(session, first, "ended")
-    ending.wait_for_ended(timeout=WAIT)
+    # One call ends and its handler returns: a slot frees up and the next call is handled again.
+    returned = HandlerReturned(first)
+    calls_logger = logging.getLogger("relay_sync.calls")
+    with caplog.at_level(logging.DEBUG, logger="relay_sync.calls"):
+        calls_logger.addHandler(returned)
+        try:
+            push_state(session, first, "ended")
+            calls[first].wait_for_ended(timeout=WAIT)
+            assert returned.seen.wait(timeout=WAIT)
+        finally:
+            calls_logger.removeHandler(returned)
     fourth = push_inbound(session)
     assert started.get(timeout=WAIT).call_id == fourth
     assert len(server.requests("calling.pass")) == 1
