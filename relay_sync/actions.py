@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Protocol, TypeVar
 
 from .constants import (
     EVENT_CALL_COLLECT,
@@ -34,12 +35,36 @@ from .pool import run_user_code
 from .rpc import JSONDict
 
 if TYPE_CHECKING:
-    from .calls import Call
+    from .pool import HandlerPool
 
 log = logging.getLogger(__name__)
 
 FINISHED = "finished"
 ERROR = "error"
+
+
+class ActionCall(Protocol):
+    """What ``action.call`` is typed as: the ``Call`` that started the action.
+
+    A protocol, not ``Call`` itself: calls.py imports this module, so naming
+    ``Call`` here, even for types, would put the two on an import cycle."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def node_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class CallLink:
+    """What a ``Call`` hands each action it starts: itself, how to send a command
+    for it (404/410 give ``{}``), and the handler pool its future's callbacks run on.
+    Handed in, so an action needs neither calls.py nor the call's private members."""
+
+    call: ActionCall
+    send: Callable[[str, JSONDict], JSONDict]
+    handler_pool: HandlerPool
 
 
 class Action:
@@ -58,11 +83,12 @@ class Action:
     # Values of the event's state that end the operation.
     terminal_states: ClassVar[frozenset[str]] = frozenset({FINISHED, ERROR})
 
-    def __init__(self, call: Call, method: str, control_id: str, params: JSONDict) -> None:
-        self.call = call
+    def __init__(self, link: CallLink, method: str, control_id: str, params: JSONDict) -> None:
+        self.call = link.call
         self.control_id = control_id
         self._method = method
-        self.future: Future[RelayEvent] = HandoffFuture(call._handler_pool)
+        self._send = link.send
+        self.future: Future[RelayEvent] = HandoffFuture(link.handler_pool)
         self.state: str | None = None
         self._completed = False
         self._settle_lock = threading.Lock()
@@ -109,7 +135,7 @@ class Action:
 
     def _control(self, verb: str, **fields: Any) -> JSONDict:
         """Send ``<start method>.<verb>`` for this control_id (404/410 return ``{}``)."""
-        return self.call._send(f"{self._method}.{verb}", {"control_id": self.control_id, **fields})
+        return self._send(f"{self._method}.{verb}", {"control_id": self.control_id, **fields})
 
     # -- fed by the Call (I/O thread) ---------------------------------------
 
@@ -209,8 +235,8 @@ class _CollectRules(Action):
     event_type = EVENT_CALL_COLLECT
     terminal_states = _COLLECT_END_STATES
 
-    def __init__(self, call: Call, method: str, control_id: str, params: JSONDict) -> None:
-        super().__init__(call, method, control_id, params)
+    def __init__(self, link: CallLink, method: str, control_id: str, params: JSONDict) -> None:
+        super().__init__(link, method, control_id, params)
         self._continuous = params.get("continuous") is True
 
     def _is_terminal(self, event: RelayEvent) -> bool:
@@ -225,7 +251,7 @@ class _CollectRules(Action):
 
     def start_input_timers(self) -> JSONDict:
         """Start the initial-timeout timers of a collect started with ``start_input_timers=False``."""
-        return self.call._send("calling.collect.start_input_timers", {"control_id": self.control_id})
+        return self._send("calling.collect.start_input_timers", {"control_id": self.control_id})
 
 
 class CollectAction(_CollectRules):

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
-from .actions import A, Action, call_when_done
+from .actions import A, Action, CallLink, call_when_done
 from .commands import PASS, CallCommands, Command, Devices, Media, OnCompleted, Operation, build_params
 from .constants import (
     CALL_STATE_ANSWERED,
@@ -126,6 +126,7 @@ class Call(CallCommands):
         self._peer: Call | None = None
         self._detached: RelayError | None = None  # passed back to routing, or the client closed
         self._listener_runner = OrderedRunner(self._handler_pool, f"call {self.call_id!r}")
+        self._action_link = CallLink(self, self._send, self._handler_pool)  # what each action started here gets
 
     def __repr__(self) -> str:
         return f"<Call call_id={self.call_id!r} direction={self.direction!r} state={self._state!r}>"
@@ -148,7 +149,7 @@ class Call(CallCommands):
         The call leaves this client: its pending waits fail with ``CallPassedError`` (code ``"passed"``).
         """
         result = self._command(PASS, {}, extra)
-        self._service._forget(self)
+        self._service.forget(self)
         self._detach(CallPassedError(f"call {self.call_id} was passed back to routing"))
         return result
 
@@ -357,7 +358,7 @@ class Call(CallCommands):
         params = build_params(command, fields, extra)
         control_id = control_id or new_id()
         params["control_id"] = control_id
-        action = (action_type or command.action)(self, command.method, control_id, params)
+        action = (action_type or command.action)(self._action_link, command.method, control_id, params)
         # Registered before the request goes out: the server may report on the
         # operation before it answers the request.
         with self._lock:
@@ -438,7 +439,7 @@ class Call(CallCommands):
         if ended:
             # Out of the table before anything observable resolves: whoever
             # wakes on call.ended (or on an action) finds the table without it.
-            self._service._forget(self)
+            self._service.forget(self)
             for orphan in orphans:  # their operations died with the call
                 orphan._finish(event, completed=False)
             gone = CallEndedError(f"call {self.call_id} ended")
@@ -518,7 +519,7 @@ class CallingService:
         self._handler: CallHandler | None = None
         self._closed = False
         self._passed = 0  # inbound calls handed back to routing for want of capacity
-        self._dialer = Dialer(self)
+        self._dialer: Dialer[Call] = Dialer(self)
         session.on_session_start(self._session_started)
 
     def after_fork(self) -> None:
@@ -667,7 +668,7 @@ class CallingService:
             return
         if not started:
             self._handler_done(call)
-            self._forget(call)
+            self.forget(call)
             with self._lock:
                 self._passed += 1
             log.warning("inbound call %r passed back to routing: every handler thread is busy", call_id)
@@ -737,7 +738,7 @@ class CallingService:
                 self._calls[call_id] = call
             return call
 
-    def _forget(self, call: Call) -> None:
+    def forget(self, call: Call) -> None:
         """Take a call out of the table (it ended, was passed or a dial dropped it)."""
         with self._lock:
             if self._calls.get(call.call_id) is call:

@@ -24,8 +24,9 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .commands import HANGUP, Devices, device_groups
 from .config import check_duration
@@ -43,9 +44,43 @@ from .rpc import JSONDict
 from .timers import Timer
 
 if TYPE_CHECKING:
-    from .calls import Call, CallingService
+    from .session import Session
 
 log = logging.getLogger(__name__)
+
+
+# The dialer sees calls and the call table only through these two protocols:
+# calls.py (Call, CallingService) imports this module, so naming its classes
+# here, even for types, would put the two on an import cycle.
+class Leg(Protocol):
+    """A call a dial rang: what the dialer reads of it."""
+
+    @property
+    def call_id(self) -> str: ...
+
+    @property
+    def node_id(self) -> str | None: ...
+
+    @property
+    def state(self) -> str | None: ...
+
+
+LegT = TypeVar("LegT", bound=Leg)
+
+
+class CallTable(Protocol[LegT]):
+    """The call table the dialer puts legs in and takes them out of (the CallingService)."""
+
+    @property
+    def session(self) -> Session: ...
+
+    def adopt(self, params: Mapping[str, Any], *, state: str | None = None) -> LegT | None:
+        """The table's call for the leg ``params`` describes (added when new); None once closed."""
+        ...
+
+    def forget(self, leg: LegT) -> None:
+        """Take the leg out of the table."""
+        ...
 
 DEFAULT_DIAL_TIMEOUT = 120.0
 DIAL_METHOD = "calling.dial"
@@ -59,13 +94,13 @@ FINISHED_DIALS_KEPT = 1000
 LATE_LEGS_PER_DIAL = 100
 
 
-class _PendingDial:
+class _PendingDial(Generic[LegT]):
     __slots__ = ("future", "legs", "tag", "timer")
 
-    def __init__(self, tag: str, future: Future[Call]) -> None:
+    def __init__(self, tag: str, future: Future[LegT]) -> None:
         self.tag = tag
         self.future = future
-        self.legs: dict[str, Call] = {}
+        self.legs: dict[str, LegT] = {}
         self.timer: Timer | None = None
 
     def cancel_timer(self) -> None:
@@ -84,13 +119,13 @@ class _FinishedDial:
         self.hung_up = hung_up  # call ids already hung up: one calling.end per leg
 
 
-class Dialer:
-    """The dials in flight for one client."""
+class Dialer(Generic[LegT]):
+    """The dials in flight for one client; ``LegT`` is the call type of its table (``Call``)."""
 
-    def __init__(self, service: CallingService) -> None:
+    def __init__(self, service: CallTable[LegT]) -> None:
         self._service = service
         self._lock = threading.Lock()  # guards _dials and _finished; taken before the service's lock
-        self._dials: dict[str, _PendingDial] = {}
+        self._dials: dict[str, _PendingDial[LegT]] = {}
         self._finished: OrderedDict[str, _FinishedDial] = OrderedDict()  # oldest first
 
     def __len__(self) -> int:
@@ -105,7 +140,7 @@ class Dialer:
         dial_timeout: float | None = None,
         region: str | None = None,
         node_id: str | None = None,
-    ) -> Future[Call]:
+    ) -> Future[LegT]:
         """Send ``calling.dial``; the returned future settles with the answering ``Call``
         or fails with ``RelayError`` (``DialFailedError`` when no device answered,
         ``RelayTimeoutError`` after ``dial_timeout``)."""
@@ -117,7 +152,7 @@ class Dialer:
             if value is not None:
                 params[name] = value
         session = self._service.session
-        dial = _PendingDial(tag, HandoffFuture(session.handler_pool()))
+        dial: _PendingDial[LegT] = _PendingDial(tag, HandoffFuture(session.handler_pool()))
         with self._lock:
             if tag in self._dials:
                 raise ValueError(f"a dial with tag {tag!r} is already in progress")
@@ -157,7 +192,7 @@ class Dialer:
         log.info("dial %s refused: %s", tag, error)
         self._end(tag, error)
 
-    def claim_leg(self, event: RelayEvent) -> Call | None:
+    def claim_leg(self, event: RelayEvent) -> LegT | None:
         """A state event for a call not in the table: if its tag is a ringing
         dial's, add the leg to the table and return it. A late leg of a dial that
         already failed or timed out is hung up instead."""
@@ -266,7 +301,7 @@ class Dialer:
             return
         dial.cancel_timer()
         for leg in dial.legs.values():
-            self._service._forget(leg)
+            self._service.forget(leg)
             if hang_up and leg.state != CALL_STATE_ENDED:
                 self._send_hang_up(leg.node_id, leg.call_id)
         fail(dial.future, error)
