@@ -93,6 +93,14 @@ class Action:
         self._completed = False
         self._settle_lock = threading.Lock()
 
+    @classmethod
+    def create(  # noqa: PYI019 - typing.Self needs 3.11
+        cls: type[A], link: CallLink, method: str, control_id: str, params: JSONDict
+    ) -> tuple[A, ActionFeed]:
+        """SDK-internal (``start_action``): a new action and the feed its Call drives it through."""
+        action = cls(link, method, control_id, params)
+        return action, ActionFeed(action, action._observe, action._finish, action._fail)
+
     def __repr__(self) -> str:
         status = "done" if self.is_done else (self.state or "started")
         return f"<{type(self).__name__} control_id={self.control_id!r} call_id={self.call.call_id!r} {status}>"
@@ -171,6 +179,32 @@ class Action:
 
 
 A = TypeVar("A", bound=Action)
+
+
+class _Finish(Protocol):
+    def __call__(self, event: RelayEvent, *, completed: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class ActionFeed:
+    """The I/O side of one action, which the ``Call`` that started it keeps under its
+    control_id: ``observe`` an event carrying it (True when the event ends it),
+    ``finish`` it with an event (``completed``: by its own terminal event, not the
+    call's end), ``fail`` it with an error. The first outcome wins.
+
+    Bound methods of the action, handed out by ``start_action``: the Call drives
+    the action through these and needs none of its private members, and users'
+    ``Action`` shows only their side."""
+
+    action: Action
+    observe: Callable[[RelayEvent], bool]
+    finish: _Finish
+    fail: Callable[[BaseException], None]
+
+
+def start_action(kind: type[A], link: CallLink, method: str, control_id: str, params: JSONDict) -> tuple[A, ActionFeed]:
+    """A new ``kind`` action on the linked call, and the feed its Call drives it through."""
+    return kind.create(link, method, control_id, params)
 
 
 def call_when_done(action: A, callback: Callable[[RelayEvent], Any]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Callable
 
-from .actions import A, Action, CallLink, call_when_done
+from .actions import A, ActionFeed, CallLink, call_when_done, start_action
 from .commands import PASS, CallCommands, Command, Devices, Media, OnCompleted, Operation, build_params
 from .constants import (
     CALL_STATE_ANSWERED,
@@ -118,7 +118,7 @@ class Call(CallCommands):
         # _lock guards _state, the tables below and how the call left (_ended_event / _detached).
         self._lock = threading.Lock()
         self._state: str | None = state or text_field(params, "call_state")
-        self._actions: dict[str, Action] = {}
+        self._actions: dict[str, ActionFeed] = {}  # by control_id: the running actions, fed on the I/O thread
         self._listeners: dict[str, list[EventHandler]] = {}
         self._waiters: list[_Waiter] = []
         self._ended_event: RelayEvent | None = None
@@ -358,7 +358,7 @@ class Call(CallCommands):
         params = build_params(command, fields, extra)
         control_id = control_id or new_id()
         params["control_id"] = control_id
-        action = (action_type or command.action)(self._action_link, command.method, control_id, params)
+        action, feed = start_action(action_type or command.action, self._action_link, command.method, control_id, params)
         # Registered before the request goes out: the server may report on the
         # operation before it answers the request.
         with self._lock:
@@ -366,29 +366,30 @@ class Call(CallCommands):
                 raise ValueError(f"control_id {control_id!r} is already in use by a running action on this call")
             ended, detached = self._ended_event, self._detached
             if ended is None and detached is None:
-                self._actions[control_id] = action
+                self._actions[control_id] = feed
         if on_completed is not None:
             call_when_done(action, on_completed)
         try:
             self._session.request(command.method, self._wire_params(params))
         except RelayError as error:
-            self._drop_action(action)
+            self._drop_action(feed)
             if not _is_gone(error):
-                action._fail(error)
+                feed.fail(error)
                 raise
             log.info("%s: call %s is already gone (%s); the action is done", command.method, self.call_id, error.code)
-            action._finish(self._gone_event(), completed=False)
+            feed.finish(self._gone_event(), completed=False)
             return action
         if detached is not None:
-            action._fail(detached)
+            feed.fail(detached)
         elif ended is not None:
-            action._finish(ended, completed=False)
+            feed.finish(ended, completed=False)
         return action
 
-    def _drop_action(self, action: Action) -> None:
+    def _drop_action(self, feed: ActionFeed) -> None:
+        control_id = feed.action.control_id
         with self._lock:
-            if self._actions.get(action.control_id) is action:
-                del self._actions[action.control_id]
+            if self._actions.get(control_id) is feed:
+                del self._actions[control_id]
 
     def _gone_event(self) -> RelayEvent:
         """What an action on a vanished call resolves with: the call's ended event,
@@ -403,8 +404,8 @@ class Call(CallCommands):
 
     def _handle_event(self, event: RelayEvent) -> None:
         """Apply one event of this call; an ``ended`` state takes it out of the service's table."""
-        finished: Action | None = None
-        orphans: list[Action] = []
+        finished: ActionFeed | None = None
+        orphans: list[ActionFeed] = []
         left: list[_Waiter] = []
         peer = self._bridged_peer(event) if event.event_type == EVENT_CALL_CONNECT else self._peer
         with self._lock:
@@ -419,10 +420,10 @@ class Call(CallCommands):
                     self._last_state_event = event
                 ended = state == CALL_STATE_ENDED
             control_id = event.control_id
-            action = self._actions.get(control_id) if control_id is not None else None
-            if action is not None and action._observe(event):
-                del self._actions[action.control_id]
-                finished = action
+            feed = self._actions.get(control_id) if control_id is not None else None
+            if feed is not None and feed.observe(event):
+                del self._actions[feed.action.control_id]
+                finished = feed
             listeners = list(self._listeners.get(event.event_type, ()))
             waiters = [w for w in self._waiters if w.event_type == event.event_type]
             if ended:
@@ -431,7 +432,7 @@ class Call(CallCommands):
                 self._actions.clear()
                 left = list(self._waiters)
         if finished is not None:
-            finished._finish(event, completed=True)
+            finished.finish(event, completed=True)
         for waiter in waiters:
             waiter.inbox.put(event)
         for listener in listeners:
@@ -441,7 +442,7 @@ class Call(CallCommands):
             # wakes on call.ended (or on an action) finds the table without it.
             self._service.forget(self)
             for orphan in orphans:  # their operations died with the call
-                orphan._finish(event, completed=False)
+                orphan.finish(event, completed=False)
             gone = CallEndedError(f"call {self.call_id} ended")
             for waiter in left:
                 waiter.inbox.put(gone)
@@ -481,7 +482,7 @@ class Call(CallCommands):
             self._actions.clear()
             waiters = list(self._waiters)
         for orphan in orphans:
-            orphan._fail(error)
+            orphan.fail(error)
         for waiter in waiters:
             waiter.inbox.put(error)
         fail(self.ended, error)
