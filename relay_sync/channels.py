@@ -114,20 +114,15 @@ class Subscription:
     subscription holds them) and is idempotent; a ``with`` block closes it.
     """
 
-    def __init__(self, hub: ChannelHub, kind: str, channels: list[str], routes: Mapping[str, Route]) -> None:
+    def __init__(self, hub: ChannelHub, kind: str, channels: list[str], closed: threading.Event) -> None:
         self._hub = hub
         self.kind = kind  # "chat" or "pubsub", for repr and log lines
         self.channels: tuple[str, ...] = tuple(channels)
-        self._routes: Mapping[str, Route] = dict(routes)
-        self._closed = threading.Event()
+        self._closed = closed  # set by the hub, which owns the subscription's routes and state
 
     @property
     def closed(self) -> bool:
         return self._closed.is_set()
-
-    def _subscribe_names(self) -> list[str]:
-        """What this subscription asks the server for, in chat.subscribe's ``events``."""
-        return [SUBSCRIBE_NAMES[event_type] for event_type in self._routes]
 
     def close(self) -> None:
         """Stop the handlers and unsubscribe; does nothing the second time.
@@ -159,6 +154,24 @@ class Subscription:
         return f"<Subscription {self.kind} channels={list(self.channels)!r} {state}>"
 
 
+@dataclass(frozen=True)
+class Listening:
+    """What the hub keeps for one subscription: its routes, and the flag its
+    ``Subscription`` handle reads as ``closed`` (only the hub sets it)."""
+
+    subscription: Subscription
+    routes: Mapping[str, Route]
+    closed: threading.Event
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self.subscription.channels
+
+    def subscribe_names(self) -> list[str]:
+        """What this subscription asks the server for, in chat.subscribe's ``events``."""
+        return [SUBSCRIBE_NAMES[event_type] for event_type in self.routes]
+
+
 class ChannelHub:
     """Every Chat and PubSub subscription of one client, and the routing of their events."""
 
@@ -166,7 +179,7 @@ class ChannelHub:
         self._session = session
         # _lock guards _subscriptions and _runners (the I/O thread reads them for every event).
         self._lock = threading.Lock()
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Listening] = []
         self._runners: dict[str, OrderedRunner] = {}
         # Serialises subscribe/unsubscribe/renew requests, so that a channel one
         # subscription leaves and another joins never reaches the server as
@@ -183,19 +196,21 @@ class ChannelHub:
 
     def subscribe(self, kind: str, channels: list[str], routes: Mapping[str, Route]) -> Subscription:
         """Register the handlers, then block until the server confirmed ``chat.subscribe``."""
-        subscription = Subscription(self, kind, channels, routes)
+        closed = threading.Event()
+        subscription = Subscription(self, kind, channels, closed)
+        listening = Listening(subscription, dict(routes), closed)
         with self._wire_lock:
             # Handlers are in place before the request goes out: the server may send
             # the first event right behind its answer.
             with self._lock:
-                self._subscriptions.append(subscription)
+                self._subscriptions.append(listening)
                 for channel in channels:
                     if channel not in self._runners:
                         self._runners[channel] = self._session.ordered_runner(f"channel {channel!r}")
             try:
                 self._session.request(
                     SUBSCRIBE_METHOD,
-                    {"channels": wire_channels(channels), "events": subscription._subscribe_names()},
+                    {"channels": wire_channels(channels), "events": listening.subscribe_names()},
                 )
             except BaseException:
                 self._forget(subscription)
@@ -218,10 +233,11 @@ class ChannelHub:
     def _forget(self, subscription: Subscription) -> list[str]:
         """Drop ``subscription``; returns the channels no other subscription holds."""
         with self._lock:
-            if subscription.closed:
+            listening = next((each for each in self._subscriptions if each.subscription is subscription), None)
+            if listening is None:  # closed already
                 return []
-            subscription._closed.set()
-            self._subscriptions.remove(subscription)
+            listening.closed.set()
+            self._subscriptions.remove(listening)
             held = {channel for other in self._subscriptions for channel in other.channels}
             released = [channel for channel in subscription.channels if channel not in held]
             for channel in released:
@@ -234,8 +250,8 @@ class ChannelHub:
         with self._lock:
             subscriptions, self._subscriptions = self._subscriptions, []
             self._runners.clear()
-        for subscription in subscriptions:
-            subscription._closed.set()
+        for listening in subscriptions:
+            listening.closed.set()
 
     # -- I/O thread -----------------------------------------------------------------
 
@@ -250,7 +266,7 @@ class ChannelHub:
         with self._lock:
             runner = self._runners.get(channel)
             routes = [
-                s._routes[event_type] for s in self._subscriptions if channel in s.channels and event_type in s._routes
+                s.routes[event_type] for s in self._subscriptions if channel in s.channels and event_type in s.routes
             ]
         if runner is None or not routes:
             log.debug("dropping %s on channel %r: nobody listens", event_type, channel)
@@ -283,7 +299,7 @@ class ChannelHub:
         with self._wire_lock:
             with self._lock:
                 channels = list(dict.fromkeys(c for s in self._subscriptions for c in s.channels))
-                names = list(dict.fromkeys(n for s in self._subscriptions for n in s._subscribe_names()))
+                names = list(dict.fromkeys(n for s in self._subscriptions for n in s.subscribe_names()))
             if not channels:
                 return
             try:
