@@ -310,11 +310,6 @@ class Call(CallCommands):
                 event: RelayEvent = item
                 return event
 
-    def _still_up(self) -> bool:
-        """Not ended or ending, and still this client's (not passed, client not closed)."""
-        with self._lock:
-            return self._detached is None and self._ended_event is None and self._state not in (CALL_STATE_ENDING, CALL_STATE_ENDED)
-
     def wait_for_ended(self, timeout: float | None = None) -> RelayEvent:
         """Block until the call ends; returns its ``ended`` state event."""
         event: RelayEvent = wait_result(self.ended, timeout, f"call {self.call_id}")
@@ -333,10 +328,7 @@ class Call(CallCommands):
             return {}
 
     def _wire_params(self, fields: JSONDict) -> JSONDict:
-        params = dict(fields)
-        params["node_id"] = self.node_id
-        params["call_id"] = self.call_id
-        return params
+        return wire_params(self, fields)
 
     def _command(
         self, command: Command, fields: JSONDict, extra: Mapping[str, Any], control_id: str | None = None
@@ -455,12 +447,15 @@ class Call(CallCommands):
         state = event.state
         if state == _CONNECTED and isinstance(event, ConnectEvent):
             peer = self._service.adopt(event.peer, state=CALL_STATE_ANSWERED)
-            if peer is not None:
-                peer._link_peer(self, True)  # as in Node, the peer's peer is this call
+            if peer is None:
+                return None
+            linked: Call = peer  # a Call, like self: its _link_peer is this class's own
+            linked._link_peer(self, True)  # as in Node, the peer's peer is this call
             return peer
         if state in (_DISCONNECTED, _CONNECT_FAILED):
             if self._peer is not None:
-                self._peer._link_peer(self, False)
+                unlinked: Call = self._peer
+                unlinked._link_peer(self, False)
             return None
         return self._peer
 
@@ -486,6 +481,21 @@ class Call(CallCommands):
         for waiter in waiters:
             waiter.inbox.put(error)
         fail(self.ended, error)
+
+
+def wire_params(call: Call, fields: JSONDict) -> JSONDict:
+    """``fields`` as a command for ``call`` goes out: with the call's node_id and call_id."""
+    params = dict(fields)
+    params["node_id"] = call.node_id
+    params["call_id"] = call.call_id
+    return params
+
+
+def _still_up(call: Call) -> bool:
+    """Not ended or ending, and still this client's (not passed, client not closed: those
+    fail ``ended``). Read from the call's public state: an end the I/O thread is applying
+    right now may show a moment later, and hanging up an ended call only gets a 404."""
+    return not call.ended.done() and call.state not in (CALL_STATE_ENDING, CALL_STATE_ENDED)
 
 
 def _hang_up_orphaned(call: Call) -> None:
@@ -678,7 +688,7 @@ class CallingService:
     def _pass_back(self, call: Call) -> None:
         """Send ``calling.pass`` without waiting (we are on the I/O thread); log a failure."""
         try:
-            pending = self.session.submit(PASS.method, call._wire_params({}))
+            pending = self.session.submit(PASS.method, wire_params(call, {}))
         except RelayError as error:
             log.warning("could not pass call %r back to routing: %r", call.call_id, error)
             return
@@ -700,7 +710,7 @@ class CallingService:
 
         def which_call() -> str:  # only after a raise: is there a call left to hang up?
             nonlocal still_up
-            still_up = call._still_up()
+            still_up = _still_up(call)
             return f" for call {call.call_id!r}" + ("; hanging the call up" if still_up else "")
 
         try:

@@ -110,7 +110,7 @@ def _close_clients_at_exit() -> None:
         for thread in threading.enumerate():
             if thread is not current and not thread.daemon:  # the application's threads (ours are daemons)
                 thread.join()
-        clients = [client for client in list(_live_clients) if not client._closed]
+        clients = [client for client in list(_live_clients) if client.state is not ConnectionState.CLOSED]
         if clients:
             log.info("interpreter exit: closing %d RelayClient(s)", len(clients))
         for client in clients:

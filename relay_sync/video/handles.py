@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import RelayError, RoomActionEndedError
-from ..futures import HandoffFuture, fail, settle, wait_result
+from ..errors import RoomActionEndedError
+from ..futures import HandoffFuture, settle, wait_result
 from ..pool import HandlerPool
 from ..rpc import JSONDict
 from . import payload as read
@@ -115,9 +115,6 @@ class RoomAction:
             self._fields.update(fields)
         if self.has_ended:
             settle(self.future, self)
-
-    def _fail(self, error: RelayError) -> None:
-        fail(self.future, error)
 
     # -- commands (caller's thread) -------------------------------------------------
 

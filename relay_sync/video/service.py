@@ -397,7 +397,7 @@ class VideoService:
             subscriptions.extend(room.channel.subscriptions)
             _fail_all(room, error)
         for subscription in subscriptions:
-            subscription._mark_closed()
+            subscription.close()  # its detach finds nothing left to remove
 
     def after_fork(self) -> None:
         """In a forked child: fresh locks, and runners on the child's handler pool.
@@ -418,7 +418,7 @@ class VideoService:
 def _fail_all(room: _Room, error: RelayError) -> None:
     """Nothing more will be heard of this room: fail its handles and the starts waiting for one."""
     for handle in room.handles.values():
-        handle._fail(error)
+        fail(handle.future, error)
     room.handles.clear()
     for _, claim in room.claims:
         fail(claim, error)

@@ -56,10 +56,6 @@ class VideoSubscription:
         if handler is not None and not self._closed.is_set():
             handler(argument)
 
-    def _mark_closed(self) -> None:
-        """The client closed: stop without detaching (the service already forgot everything)."""
-        self._closed.set()
-
     def __enter__(self) -> VideoSubscription:
         return self
 
