@@ -17,11 +17,16 @@ What it speaks:
   ``finished``; ``calling.end`` answers, then pushes ``ending`` and ``ended``;
   every other ``calling.*`` command is answered with 200.
 * ``messaging.send`` answers with a new ``message_id``; ``MESSAGE_MS`` later
-  it pushes ``messaging.state`` ``initiated``, ``sent`` and ``delivered``.
+  it pushes ``messaging.state`` ``initiated``, then ``sent`` and
+  ``delivered``, each a gap after the one before (``MESSAGE_MS`` unless
+  ``bench.message_gap`` changed it for the connection). The first state never
+  comes sooner than ``MESSAGE_MS``: the async SDK drops state events that
+  arrive before its ``send_message`` has registered the message.
 * benchmark controls, sent as ordinary requests on the same socket:
   ``bench.call`` (offer one inbound call), ``bench.events`` (push ``count``
   ``calling.call.play`` events for ``call_id``), ``bench.storm`` (offer
-  ``count`` inbound calls at once), ``bench.drop`` (drop the TCP connection
+  ``count`` inbound calls at once), ``bench.message_gap`` (set the
+  connection's gap between message states to ``ms``), ``bench.drop`` (drop the TCP connection
   without an answer) and ``bench.echo`` (answer at once).
 """
 
@@ -58,6 +63,7 @@ class Session:
         self.protocol = ""
         self.answers = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.message_ms = MESSAGE_MS
 
     # -- sending ---------------------------------------------------------------
 
@@ -201,13 +207,9 @@ class Session:
                 "tags": [],
                 "segments": 1,
             }
-            self.later(
-                MESSAGE_MS,
-                [
-                    self.event_frame("messaging.state", {**base, "message_state": state})
-                    for state in ("initiated", "sent", "delivered")
-                ],
-            )
+            for step, state in enumerate(("initiated", "sent", "delivered")):
+                frame = self.event_frame("messaging.state", {**base, "message_state": state})
+                self.later(MESSAGE_MS + step * self.message_ms, [frame])
         elif method == "bench.call":
             await self.reply(request_id, OK)
             await self.push("calling.call.receive", self.receive_params(f"call-{uuid.uuid4()}"))
@@ -217,6 +219,9 @@ class Session:
         elif method == "bench.storm":
             await self.reply(request_id, OK)
             self.spawn(self.storm(int(params["count"])))
+        elif method == "bench.message_gap":
+            self.message_ms = float(params["ms"])
+            await self.reply(request_id, OK)
         elif method == "bench.drop":
             return False
         else:  # bench.echo, signalwire.ping, other calling.* commands

@@ -105,6 +105,7 @@ async def events(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
 
 
 async def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
+    """Two bursts: cold (the first after connect) and warm (right after)."""
     count = params["count"]
     ended = 0
     all_ended = asyncio.Event()
@@ -121,14 +122,22 @@ async def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
         if ended == count:
             all_ended.set()
 
+    async def burst() -> float:
+        nonlocal ended
+        ended = 0
+        all_ended.clear()
+        start = time.perf_counter()
+        await client.execute("bench.storm", {"count": count})
+        await asyncio.wait_for(all_ended.wait(), WAIT)
+        return time.perf_counter() - start
+
     baseline = proc_status()["Threads"]
-    start = time.perf_counter()
-    await client.execute("bench.storm", {"count": count})
-    await asyncio.wait_for(all_ended.wait(), WAIT)
-    wall = time.perf_counter() - start
+    cold = await burst()
+    warm = await burst()
     status = proc_status()
     return {
-        "wall_s": wall,
+        "wall_s": cold,
+        "warm_wall_s": warm,
         "peak_rss_kb": status["VmHWM"],
         "threads_baseline": baseline,
         "threads_after": status["Threads"],
@@ -138,6 +147,7 @@ async def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
 
 async def messaging(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
     senders, per_sender = params["senders"], params["count"] // params["senders"]
+    await client.execute("bench.message_gap", {"ms": params["state_ms"]})
 
     async def sender() -> None:
         for _ in range(per_sender):

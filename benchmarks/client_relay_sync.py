@@ -86,6 +86,7 @@ def events(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
+    """Two bursts: cold (the first after connect) and warm (right after, handler workers still alive)."""
     count = params["count"]
     lock = threading.Lock()
     ended = 0
@@ -103,16 +104,24 @@ def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
             if ended == count:
                 all_ended.set()
 
+    def burst() -> float:
+        nonlocal ended
+        ended = 0
+        all_ended.clear()
+        start = time.perf_counter()
+        client.execute("bench.storm", {"count": count})
+        if not all_ended.wait(WAIT):
+            raise TimeoutError(f"{ended} of {count} calls ended")
+        return time.perf_counter() - start
+
     baseline = proc_status()["Threads"]
-    start = time.perf_counter()
-    client.execute("bench.storm", {"count": count})
-    if not all_ended.wait(WAIT):
-        raise TimeoutError(f"{ended} of {count} calls ended")
-    wall = time.perf_counter() - start
+    cold = burst()
+    warm = burst()
     status = proc_status()
     after, settle = wait_threads_settle(baseline, params["settle_bound"])
     return {
-        "wall_s": wall,
+        "wall_s": cold,
+        "warm_wall_s": warm,
         "peak_rss_kb": status["VmHWM"],
         "threads_baseline": baseline,
         "threads_after": after,
@@ -122,6 +131,7 @@ def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
 
 def messaging(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
     senders, per_sender = params["senders"], params["count"] // params["senders"]
+    client.execute("bench.message_gap", {"ms": params["state_ms"]})
     go = threading.Event()
     failures: list[BaseException] = []
 

@@ -12,7 +12,7 @@ from typing import Any
 
 # Nothing in a workload may take longer than this (seconds): a stuck client fails, it never hangs the run.
 WAIT = 60.0
-# A message's delivery comes MESSAGE_MS (bench_server.py) after it was accepted: one still
+# A message's delivery comes three state gaps (bench_server.py) after it was accepted: one still
 # undelivered after this long was lost (the async SDK drops state events that overtake its
 # own bookkeeping when it lags behind the socket).
 MESSAGE_WAIT = 10.0
