@@ -32,6 +32,7 @@ from .jwt_renewal import Credentials, JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
 from .ordered import OrderedRunner
+from .pool import IDLE_TIMEOUT as HANDLER_IDLE_TIMEOUT
 from .pool import HandlerPool, abandon_all_pools, run_user_code
 from .pubsub import PubSubService
 from .rpc import JSONDict, PendingRequest
@@ -158,6 +159,11 @@ class RelayClient:
         verification is always on.
     :param jwt_refresher: for a client logged in with ``jwt_token``: a callable returning a
         fresh JWT, used to re-authenticate before the current one expires.
+    :param handler_idle_timeout: seconds a handler thread waits for work before it
+        retires (default 5). A service that takes calls steadily keeps its threads
+        warm, which saves starting them again for the next burst; a script does not
+        keep hundreds of idle threads after a storm. Raise it for steady bursts less
+        than this far apart, lower it to give threads back sooner.
 
     Every duration must be a finite number of seconds above 0 and at most a day
     (``ValueError`` naming it otherwise), and ``host`` a name DNS can carry.
@@ -180,7 +186,10 @@ class RelayClient:
         jwt_refresher: Callable[[], str] | None = None,
         proxy: str | None = None,
         ca_file: str | None = None,
+        handler_idle_timeout: float = HANDLER_IDLE_TIMEOUT,
     ) -> None:
+        handler_idle_timeout = check_duration("handler_idle_timeout", handler_idle_timeout)
+        self._handler_idle_timeout = handler_idle_timeout
         self._config: ClientConfig = resolve_config(
             project=project,
             token=token,
@@ -205,7 +214,7 @@ class RelayClient:
         self._reconnect_after_fork = False
         self._fatal: RelayError | None = None
         self._stop_signal = StopSignal()
-        self._handler_pool = _new_handler_pool(self._config.max_active_calls, self._handler_thread_exited)
+        self._handler_pool = self._new_handler_pool()
         self._lifecycle = Lifecycle(self._handler_pool)
         self._event_routes: dict[str, EventRoute] = {}
         self._close_hooks: list[Callable[[RelayError], None]] = []
@@ -487,6 +496,14 @@ class RelayClient:
                 pool.abandon()
                 return
         pool.shutdown(wait=True)
+
+    def _new_handler_pool(self) -> HandlerPool:
+        return HandlerPool(
+            max_workers=self._config.max_active_calls + POOL_HEADROOM,
+            thread_name_prefix=HANDLER_THREAD_PREFIX,
+            idle_timeout=self._handler_idle_timeout,
+            on_worker_exit=self._handler_thread_exited,
+        )
 
     def _handler_thread_exited(self) -> None:
         """Runs on each handler thread as it exits: wakes a ``run()`` waiting for the handlers."""
@@ -803,7 +820,7 @@ class RelayClient:
         self._disconnected = threading.Event()  # a disconnect() running in the parent never ends here
         if self._closed:
             self._disconnected.set()
-        self._handler_pool = _new_handler_pool(self._config.max_active_calls, self._handler_thread_exited)
+        self._handler_pool = self._new_handler_pool()
         self._lifecycle.after_fork(self._handler_pool)
         self._calling.after_fork()
         self._messaging.after_fork()
@@ -830,14 +847,6 @@ def _no_requests() -> dict[str, Any]:
         "last_rtt": None,
         "request_latency": LatencyHistogram().snapshot(),
     }
-
-
-def _new_handler_pool(max_active_calls: int, on_worker_exit: Callable[[], None]) -> HandlerPool:
-    return HandlerPool(
-        max_workers=max_active_calls + POOL_HEADROOM,
-        thread_name_prefix=HANDLER_THREAD_PREFIX,
-        on_worker_exit=on_worker_exit,
-    )
 
 
 def _run_user_code(fn: Callable[..., Any], args: tuple[Any, ...], what: str) -> None:
