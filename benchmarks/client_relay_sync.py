@@ -117,9 +117,10 @@ def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
     baseline = proc_status()["Threads"]
     cold = burst()
     warm = burst()
+    last_call_ended = time.monotonic()
     status = proc_status()
     after, settle = wait_threads_settle(baseline, params["settle_bound"])
-    return {
+    result = {
         "wall_s": cold,
         "warm_wall_s": warm,
         "peak_rss_kb": status["VmHWM"],
@@ -127,6 +128,13 @@ def storm(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
         "threads_after": after,
         "settle_s": settle,
     }
+    if params.get("idle_window"):
+        # Idle cost after a storm: from 10 s after the last call ended, over idle_window seconds.
+        time.sleep(max(0.0, last_call_ended + 10.0 - time.monotonic()))
+        before, start = cpu_seconds(), time.monotonic()
+        time.sleep(params["idle_window"])
+        result["idle_after_storm_pct"] = 100 * (cpu_seconds() - before) / (time.monotonic() - start)
+    return result
 
 
 def messaging(client: RelayClient, params: dict[str, Any]) -> dict[str, Any]:
