@@ -413,6 +413,7 @@ class RelayClient:
                 on_session=self._session_started,
                 on_fatal=self._on_fatal,
                 observer=self._lifecycle,
+                on_offers=self._expect_offers,
             )
             # Known before the session starts: session-start hooks (JWT renewal)
             # use the client's timers and authorization from inside open().
@@ -504,6 +505,10 @@ class RelayClient:
             idle_timeout=self._handler_idle_timeout,
             on_worker_exit=self._handler_thread_exited,
         )
+
+    def _expect_offers(self, count: int) -> None:
+        """I/O thread: a read brought ``count`` inbound calls; start their handler threads now."""
+        self._handler_pool.expect(min(count, self._config.max_active_calls))
 
     def _handler_thread_exited(self) -> None:
         """Runs on each handler thread as it exits: wakes a ``run()`` waiting for the handlers."""

@@ -10,6 +10,9 @@ starter waits until the new thread runs), so the thread that hands over work,
 often the I/O thread, starts at most one worker, and that worker starts the
 others the burst needs before it takes work itself. ``run(fn, *args)`` hands work over without
 building a ``Future``: the I/O thread calls it for every event it passes on.
+``expect(n)`` starts workers ahead of work known to be on its way (the I/O
+thread saw a burst of inbound calls in one read), so the starter thread starts
+them back to back instead of one per piece of work as each arrives.
 ``submit`` is the ``concurrent.futures.Executor`` method, for callers that
 want a Future. ``run_now`` hands work over only if a worker can take it at
 once (an idle one, or room to start one): an inbound call must not wait in
@@ -73,6 +76,8 @@ class HandlerPool(Executor):
         # Workers waiting for work minus work waiting for a worker (negative: work is queued
         # because every worker is busy). A put that finds no spare worker starts one.
         self._spare = 0
+        # Work announced by expect() and not handed over yet: workers are started for it too.
+        self._expected = 0
         self._shutdown = False
         # Workers running work now. Changed by each worker without the lock (set.add and
         # set.discard are atomic), so the hand-over of each piece of work costs no lock.
@@ -91,6 +96,7 @@ class HandlerPool(Executor):
         self._retired = set()
         self._busy = set()
         self._spare = 0
+        self._expected = 0
         self._spawning = False
 
     @property
@@ -112,6 +118,18 @@ class HandlerPool(Executor):
         is waiting, or there is room for one more. False (nothing handed over)
         otherwise. ``RuntimeError`` after shutdown."""
         return self._put((fn, args), only_if_free=True)
+
+    def expect(self, count: int) -> None:
+        """About ``count`` pieces of work are on their way: start the workers they need
+        now, one starter thread starting them back to back. Each ``run``/``run_now``
+        uses up one; ``expect(0)`` drops what is left (the burst was handed over).
+        Never blocks on work: the I/O thread calls it."""
+        with self._lock:
+            self._expected = max(0, count)
+            spawner = None if self._spawning else self._new_worker(self._spawn_then_work)
+            self._spawning = self._spawning or spawner is not None
+        if spawner is not None:
+            self._start_spawner(spawner)
 
     def abandon(self) -> None:
         """Give up on the workers still running: shut down without waiting, and
@@ -156,19 +174,24 @@ class HandlerPool(Executor):
                 return False
             self._queue.put(work)
             self._spare -= 1
+            if self._expected:
+                self._expected -= 1
             spawner = None if self._spawning else self._new_worker(self._spawn_then_work)
             self._spawning = self._spawning or spawner is not None
         if spawner is not None:
-            try:
-                spawner.start()
-            except BaseException:
-                self._not_started(spawner, spawning_ends=True)
-                raise
+            self._start_spawner(spawner)
         return True
 
+    def _start_spawner(self, spawner: threading.Thread) -> None:
+        try:
+            spawner.start()
+        except BaseException:
+            self._not_started(spawner, spawning_ends=True)
+            raise
+
     def _new_worker(self, target: Callable[[], None]) -> threading.Thread | None:
-        """A worker to start when work waits for one and there is room (lock held)."""
-        if self._spare >= 0 or self._shutdown or len(self._workers) >= self._max_workers:
+        """A worker to start when work waits (or is expected) and there is room (lock held)."""
+        if self._spare >= self._expected or self._shutdown or len(self._workers) >= self._max_workers:
             return None
         worker = threading.Thread(target=target, name=f"{self._thread_name_prefix}_{next(self._names)}", daemon=True)
         self._retired = {thread for thread in self._retired if thread.is_alive()}

@@ -67,6 +67,12 @@ from .timers import TimerThread
 log = logging.getLogger(__name__)
 frame_log = logging.getLogger("relay_sync.frames")
 
+# A read that brings at least this many inbound-call offers is announced to
+# on_offers before they are dispatched. (A substring test on the raw frame: a
+# false positive only starts a thread that retires unused.)
+OFFER_BURST = 4
+OFFER_MARK = b'"calling.call.receive"'
+
 BACKLOG_LIMIT = 500
 AUTH_FAILURE_LIMIT = 3
 
@@ -131,8 +137,12 @@ class Transport:
         on_session: Callable[[bool], None] = lambda resumed: None,
         on_fatal: Callable[[RelayError], None] = lambda error: None,
         observer: LinkObserver | None = None,
+        on_offers: Callable[[int], None] | None = None,
     ) -> None:
         self._options = options
+        # Told how many inbound calls one read brought, before they are dispatched (and 0
+        # after), so the handler pool can start their threads ahead of them.
+        self._on_offers = on_offers
         self._connect_params = connect_params
         self._on_event = on_event
         self._on_session = on_session
@@ -598,6 +608,7 @@ class Transport:
             except LINK_ERRORS as error:
                 return error
             keepalive.last_heard = monotonic()
+            offers = self._count_offers(messages)
             for _opcode, payload in messages:
                 frame = decode(payload)
                 if frame is None:
@@ -606,7 +617,27 @@ class Transport:
                     dispatch(frame)
                 except Exception:  # a bug in frame handling must not kill the only reader
                     log.exception("failed to handle a frame from the server")
+            if offers:
+                self._announce_offers(0)
             self._flush_replies()
+
+    def _count_offers(self, messages: list[tuple[int, bytes]]) -> int:
+        """Inbound calls in a burst of at least OFFER_BURST messages, announced to
+        ``on_offers`` before any is dispatched; 0 (nothing announced) otherwise."""
+        if self._on_offers is None or len(messages) < OFFER_BURST:
+            return 0
+        offers = sum(1 for _opcode, payload in messages if OFFER_MARK in payload)
+        if offers < OFFER_BURST:
+            return 0
+        self._announce_offers(offers)
+        return offers
+
+    def _announce_offers(self, count: int) -> None:
+        assert self._on_offers is not None
+        try:
+            self._on_offers(count)
+        except Exception:  # a hint only: the offers are dispatched all the same
+            log.exception("could not prepare for %d inbound calls", count)
 
     def _link_lost(self, ws: websocket.WebSocket, error: BaseException | None) -> None:
         self._keepalive.stop()
