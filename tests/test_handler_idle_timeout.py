@@ -76,3 +76,13 @@ def test_a_call_after_every_worker_retired_starts_a_new_one(emulator: RelayEmula
 def test_a_bad_idle_time_is_refused_by_name(value: Any) -> None:
     with pytest.raises(ValueError, match="handler_idle_timeout"):
         RelayClient(project="p", token="t", host="127.0.0.1:1", contexts=["office"], handler_idle_timeout=value)
+
+
+def test_a_burst_of_calls_is_handled_and_its_threads_retire(emulator: RelayEmulator, connect: Connect) -> None:
+    # Offered together, many of these arrive in one read: the I/O thread announces them
+    # to the handler pool, which starts their threads ahead of them.
+    client = connect(handler_idle_timeout=0.2)
+    take_calls(emulator, client, 40)
+    wait_for_handler_threads(client, lambda threads: threads == 0)
+    take_calls(emulator, client, 40)
+    wait_for_handler_threads(client, lambda threads: threads == 0)

@@ -171,3 +171,36 @@ def test_an_abandoned_pool_is_not_joined() -> None:
     pool.shutdown(wait=True)  # returns at once: nobody joins an abandoned pool's workers
     assert workers_named("test-pool-abandon") != []
     release.set()
+
+
+def test_expect_starts_workers_ahead_of_the_work_and_they_retire_unused() -> None:
+    exited = threading.Semaphore(0)
+    pool = HandlerPool(10, "test-pool-expect", idle_timeout=0.1, on_worker_exit=exited.release)
+    pool.expect(6)
+    for _ in range(6):  # every announced worker started, then retired with nothing to do
+        assert exited.acquire(timeout=10)
+    assert pool.worker_count == 0
+    pool.shutdown(wait=True)
+    assert workers_named("test-pool-expect") == []
+
+
+def test_expect_is_used_up_by_the_work_it_announced() -> None:
+    pool = HandlerPool(10, "test-pool-expect-b")
+    release = threading.Event()
+    started = threading.Semaphore(0)
+
+    def blocked() -> None:
+        started.release()
+        release.wait(5)
+
+    pool.expect(3)
+    for _ in range(3):
+        pool.run(blocked)
+    for _ in range(3):
+        assert started.acquire(timeout=5)
+    pool.expect(0)
+    # Three announced, three handed over: no worker beyond them was started.
+    assert pool.worker_count == 3
+    release.set()
+    pool.shutdown(wait=True)
+    assert workers_named("test-pool-expect-b") == []
