@@ -549,6 +549,11 @@ class CallingService:
         return len(self._calls)
 
     @property
+    def dial_count(self) -> int:
+        """Dials in flight: sent, not yet answered, failed or timed out."""
+        return len(self._dialer)
+
+    @property
     def passed_count(self) -> int:
         """Inbound calls passed back to routing: ``max_active_calls`` busy, or no handler thread free."""
         return self._passed

@@ -344,7 +344,9 @@ class RelayClient:
         the wire, awaiting their answer) and ``backlog`` (queued until the link is
         back); ``active_calls`` (calls this client holds) and ``calls_passed``
         (inbound calls handed back to routing because ``max_active_calls`` were
-        busy or no handler thread was free); ``handlers_busy`` and ``handler_threads`` of the handler pool;
+        busy or no handler thread was free); ``dials_pending`` (dials not yet answered, failed or
+        timed out) and ``messages_pending`` (sent messages not yet in a final state);
+        ``handlers_busy`` and ``handler_threads`` of the handler pool;
         ``last_rtt_ms`` (the latest answer's round trip, ``None`` before one);
         ``request_latency``: every answer's round trip as histogram buckets
         (``{"buckets": [(upper_bound_seconds, cumulative_count), ...], "count", "sum"}``,
@@ -365,6 +367,8 @@ class RelayClient:
             "backlog": requests["backlog"],
             "active_calls": self._calling.call_count,
             "calls_passed": self._calling.passed_count,
+            "dials_pending": self._calling.dial_count,
+            "messages_pending": self._messaging.in_flight,
             "handlers_busy": pool.busy_count,
             "handler_threads": pool.worker_count,
             "last_rtt_ms": round(last_rtt * 1000, 3) if last_rtt is not None else None,

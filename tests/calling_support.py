@@ -118,3 +118,9 @@ class LogSignal(logging.Handler):
 
     def __exit__(self, *exc: object) -> None:
         logging.getLogger("relay_sync").removeHandler(self)
+
+
+def assert_control_id_free(call: Call, control_id: str) -> None:
+    """The call no longer holds an action under ``control_id``: starting another one with
+    it is allowed (while an action runs, reusing its control_id is a ``ValueError``)."""
+    call.play([{"type": "silence", "params": {"duration": 1}}], control_id=control_id)

@@ -32,7 +32,15 @@ from relay_sync import (
 from relay_sync.events import CallStateEvent, CollectEvent, RecordEvent, RelayEvent
 from relay_sync.testing import RelayTestServer, ServerSession
 
-from .calling_support import WAIT, LogSignal, inbound_call, params_of, push_control, push_state
+from .calling_support import (
+    WAIT,
+    LogSignal,
+    assert_control_id_free,
+    inbound_call,
+    params_of,
+    push_control,
+    push_state,
+)
 
 TTS = [{"type": "tts", "params": {"text": "Welcome"}}]
 DIGITS = {"digits": {"max": 4, "terminators": "#"}}
@@ -140,7 +148,7 @@ def test_each_operation_sends_its_command_and_ends_on_its_terminal_event(
 
     assert event.event_type == event_type and event.control_id == action.control_id
     assert action.is_done and action.completed and action.result is event
-    assert call._actions == {}
+    assert_control_id_free(call, action.control_id)
 
 
 def test_record_result_carries_the_recording(call: Call, session: ServerSession) -> None:
@@ -314,7 +322,17 @@ def test_an_operation_on_a_gone_call_is_done_at_once(call: Call, server: RelayTe
     event = play.wait(timeout=0)
     assert isinstance(event, CallStateEvent) and event.state == "ended" and event.call_id == call.call_id
     assert completed.get(timeout=WAIT) is event
-    assert call._actions == {}
+    assert_control_id_free(call, play.control_id)
+
+
+def test_a_running_actions_control_id_cannot_be_reused(call: Call, server: RelayTestServer) -> None:
+    play = call.play(TTS)
+    with pytest.raises(ValueError, match="already in use"):
+        call.play(TTS, control_id=play.control_id)
+    assert not play.is_done  # the running action is untouched
+    push_control(server.session(), "calling.call.play", call.call_id, play.control_id, state="finished")
+    play.wait(timeout=WAIT)
+    assert_control_id_free(call, play.control_id)
 
 
 def test_an_operation_that_fails_to_start_raises_and_fails_its_action(call: Call, server: RelayTestServer) -> None:
@@ -324,7 +342,6 @@ def test_an_operation_that_fails_to_start_raises_and_fails_its_action(call: Call
         call.record(control_id="rec-1")
 
     assert excinfo.value.code == "500"
-    assert call._actions == {}
     # The failed action left the call's table: its control_id is free again.
     server.respond("calling.record", result={"code": "200", "message": "Recording"})
     assert not call.record(control_id="rec-1").is_done

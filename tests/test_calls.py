@@ -18,6 +18,7 @@ from relay_sync.testing import RelayTestServer
 from .calling_support import (
     WAIT,
     LogSignal,
+    assert_control_id_free,
     inbound_call,
     new_id,
     params_of,
@@ -74,7 +75,7 @@ def test_answer_hangup_and_pass_send_their_frames(client: RelayClient, server: R
     with pytest.raises(CallPassedError) as excinfo:
         other.wait_for_ended(timeout=WAIT)
     assert excinfo.value.code == "passed"
-    assert client._calling.find(other.call_id) is None
+    assert client.stats()["active_calls"] == 1  # only the first call is held
 
 
 def test_state_events_move_the_call_and_end_it(client: RelayClient, server: RelayTestServer) -> None:
@@ -158,8 +159,10 @@ def test_no_handler_leaves_the_call_alone(
         later = inbound_call(client, server)
 
     assert any(ignored in r.getMessage() and "no on_call handler" in r.getMessage() for r in caplog.records)
-    assert client._calling.find(ignored) is None
-    assert client._calling.find(later.call_id) is later
+    assert client.stats()["active_calls"] == 1  # only the later call is held: its end empties the table
+    push_state(server.session(), later.call_id, "ended")
+    later.wait_for_ended(timeout=WAIT)
+    assert client.stats()["active_calls"] == 0
     assert server.requests("calling.pass") == [] and server.requests("calling.answer") == []
 
 
@@ -231,7 +234,8 @@ def test_ended_call_leaves_the_table_and_releases_its_actions(client: RelayClien
         assert event.state == "ended" and isinstance(event, CallStateEvent)
         assert action.is_done and not action.completed
     assert client.stats()["active_calls"] == 0
-    assert call._actions == {}
+    assert_control_id_free(call, play.control_id)
+    assert_control_id_free(call, record.control_id)
     with pytest.raises(RelayError) as excinfo:
         call.wait_for("calling.call.play", timeout=WAIT)
     assert excinfo.value.code == "call_ended"
@@ -271,13 +275,13 @@ def test_a_handler_blocking_on_commands_while_100_calls_run_does_not_deadlock(
     client: RelayClient, server: RelayTestServer
 ) -> None:
     script_call_lifecycle(server)
-    waiting: queue.Queue[str] = queue.Queue()
+    waiting: queue.Queue[Call] = queue.Queue()
     done: queue.Queue[str] = queue.Queue()
 
     @client.on_call
     def handle(call: Call) -> None:
         if call.context == "busy":  # 100 calls that stay up, each holding a pool worker
-            waiting.put(call.call_id)
+            waiting.put(call)
             call.wait_for_ended(timeout=10)
             return
         call.answer()
@@ -287,17 +291,18 @@ def test_a_handler_blocking_on_commands_while_100_calls_run_does_not_deadlock(
 
     session = server.session()
     busy = [push_inbound(session, context="busy") for _ in range(100)]
-    assert {waiting.get(timeout=WAIT) for _ in busy} == set(busy)
+    busy_calls = [waiting.get(timeout=WAIT) for _ in busy]
+    assert {call.call_id for call in busy_calls} == set(busy)
 
     active = push_inbound(session)
     assert done.get(timeout=WAIT) == active
-    assert client._calling.find(active) is None
+    assert client.stats()["active_calls"] == len(busy)  # the hung-up call left the table
 
     for call_id in busy:
         push_state(session, call_id, "ended")
-    calls_left = [c for c in (client._calling.find(i) for i in busy) if c is not None]
-    done_waiting, _ = wait_futures([c.ended for c in calls_left], timeout=WAIT)
-    assert len(done_waiting) == len(calls_left)
+    done_waiting, _ = wait_futures([call.ended for call in busy_calls], timeout=WAIT)
+    assert len(done_waiting) == len(busy_calls)
+    assert client.stats()["active_calls"] == 0
 
 
 def test_a_200_call_burst_ends_every_call_and_empties_the_table(client: RelayClient, server: RelayTestServer) -> None:
@@ -316,8 +321,7 @@ def test_a_200_call_burst_ends_every_call_and_empties_the_table(client: RelayCli
     ended_ids = {ended.get(timeout=10).call_id for _ in call_ids}
 
     assert ended_ids == set(call_ids)
-    assert client.stats()["active_calls"] == 0
-    assert client._calling.active_inbound == 0
+    assert client.stats()["active_calls"] == 0  # the inbound calls among them too
     assert len(server.requests("calling.end")) == 200
 
 

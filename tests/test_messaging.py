@@ -112,7 +112,7 @@ def test_a_refused_message_raises_relay_error(server: RelayTestServer, client: R
     with pytest.raises(RelayError) as caught:
         send(client)
     assert caught.value.code == "400" and "Invalid to_number" in caught.value.message
-    assert client._messaging.in_flight == 0
+    assert client.stats()["messages_pending"] == 0
 
 
 def test_send_before_connect_raises(make_client: MakeClient) -> None:
@@ -137,7 +137,7 @@ def test_each_terminal_state_resolves_wait(
     assert event.message_id == message.message_id and event.message_state == terminal
     assert message.state == terminal and message.reason == reason
     assert message.is_done and message.result is event
-    assert client._messaging.in_flight == 0  # done messages leave the table
+    assert client.stats()["messages_pending"] == 0  # done messages leave the table
 
 
 def test_intermediate_states_do_not_resolve_and_a_timed_out_wait_leaves_the_message_usable(
@@ -151,7 +151,7 @@ def test_intermediate_states_do_not_resolve_and_a_timed_out_wait_leaves_the_mess
     assert message.state == "sent" and not message.is_done
     with pytest.raises(TimeoutError):
         message.wait(timeout=0.05)
-    assert client._messaging.in_flight == 1
+    assert client.stats()["messages_pending"] == 1
 
     session.push_event("messaging.state", state_params(message.message_id, "delivered"))
     assert message.wait(timeout=2).state == "delivered"
@@ -250,7 +250,7 @@ def test_states_right_behind_the_response_are_never_lost(server: RelayTestServer
         assert message.state == "delivered"
     assert all_completed.wait(2)
     assert sorted(completed) == sorted(m.message_id for m in messages)
-    assert client._messaging.in_flight == 0
+    assert client.stats()["messages_pending"] == 0
 
 
 def test_states_that_arrive_ahead_of_the_response_are_applied(server: RelayTestServer, client: RelayClient) -> None:
@@ -266,7 +266,7 @@ def test_states_that_arrive_ahead_of_the_response_are_applied(server: RelayTestS
     assert message.is_done and message.state == "failed" and message.reason == "spam"
     assert message.wait(timeout=0).state == "failed"
     assert completed.wait(2)
-    assert client._messaging.in_flight == 0
+    assert client.stats()["messages_pending"] == 0
 
 
 def test_state_events_for_unknown_messages_are_bounded(
@@ -316,7 +316,7 @@ def test_fifty_threads_of_twenty_messages_each_get_their_own_outcome(
         results = [pair for future in futures for pair in future.result(timeout=30)]
     assert len(results) == 1000
     assert all(state == outcome_for(body) for body, state in results)
-    assert client._messaging.in_flight == 0
+    assert client.stats()["messages_pending"] == 0
     assert len(server.requests("messaging.send")) == 1000
 
 

@@ -16,6 +16,8 @@ from relay_sync.transport import BACKLOG_LIMIT
 
 from .fast_clients import relay_threads
 
+ALICE = {"type": "phone", "params": {"to_number": "+15550000001", "from_number": "+15559999999"}}
+
 MakeClient = Callable[..., RelayClient]
 
 
@@ -63,14 +65,15 @@ def test_request_made_while_disconnected_completes_after_reconnect(
     server.session().drop()
     server.wait_for_request("signalwire.connect", count=2)  # the client is trying to log in again
     assert not client.connected
-    queued = client._live_transport().submit("queued.method", {"n": 1})
-    assert client._live_transport().backlog_count == 1
-    assert server.requests("queued.method") == []
+    client.dial_future([[ALICE]])  # a request that does not block its caller
+    assert client.stats()["backlog"] == 1
+    assert server.requests("calling.dial") == []
     server.resume_logins()
-    assert queued.future.result(timeout=5)["code"] == "200"
+    server.wait_for_request("calling.dial", timeout=5)
+    assert client.stats()["backlog"] == 0
     # it went out on the new session, after the login
     assert server.journal.index(
-        next(e for e in server.journal if isinstance(e.frame, dict) and e.frame.get("method") == "queued.method")
+        next(e for e in server.journal if isinstance(e.frame, dict) and e.frame.get("method") == "calling.dial")
     ) > server.journal.index(
         [e for e in server.journal if isinstance(e.frame, dict) and e.frame.get("method") == "signalwire.connect"][1]
     )

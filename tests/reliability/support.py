@@ -209,8 +209,8 @@ def assert_tables_settled(client: RelayClient, *, calls: int = 0) -> None:
     assert transport.backlog_count == 0
     assert client.stats()["active_calls"] == calls
     assert client._calling.active_inbound <= min(calls, client.max_active_calls)
-    assert len(client._calling._dialer) == 0
-    assert client._messaging.in_flight == 0
+    assert client.stats()["dials_pending"] == 0
+    assert client.stats()["messages_pending"] == 0
     assert len(client._messaging._early) <= EARLY_EVENT_MAX_IDS
     assert relay_thread_count() <= thread_ceiling(client)
 

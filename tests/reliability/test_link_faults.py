@@ -198,7 +198,7 @@ def test_drop_with_200_requests_in_flight(server: RelayTestServer, make_client: 
     client = make_client(request_timeout=30)  # only the drop can end these waits in time
     with_callers = [run_in_thread(partial(client.execute, "never.answered", {"n": n})) for n in range(200)]
     server.wait_for_request("never.answered", count=200)
-    assert client._live_transport().pending_count >= 200
+    assert client.stats()["in_flight"] >= 200
 
     server.session().drop()
     for caller in with_callers:
@@ -265,7 +265,7 @@ def test_messages_in_flight_across_a_restart_disconnect(server: RelayTestServer,
     client = make_client(contexts=["office"])
     on_protocol = client.send_message(to_number="+15551110000", from_number="+15552220000", body="one")
     on_context = client.send_message(to_number="+15551110000", from_number="+15552220000", body="two", context="office")
-    assert client._messaging.in_flight == 2
+    assert client.stats()["messages_pending"] == 2
 
     server.session().send_disconnect(restart=True)
     second = server.wait_for_session(2)
@@ -324,7 +324,7 @@ def test_credentials_refused_on_reconnect_fail_everything_and_end_run(
     assert [(type(seen), str(seen)) for seen in waiters_saw] == [(type(error), str(error))] * len(waiters_saw)
     assert all(seen is not error for seen in waiters_saw)
     assert client.stats()["active_calls"] == 0
-    assert client._messaging.in_flight == 0
+    assert client.stats()["messages_pending"] == 0
 
 
 # -- slow and out-of-order answers ------------------------------------------------
