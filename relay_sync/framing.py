@@ -1,8 +1,10 @@
-"""WebSocket frames (RFC 6455) on the socket websocket-client opened.
+"""WebSocket frames (RFC 6455) on the socket once the upgrade is done: one
+owner per direction.
 
-websocket-client does the handshake, TLS and proxying; after that the I/O
-thread reads with :class:`FrameReader` and every writer frames with
-:func:`text_frame`. The reader takes whatever the socket holds in one
+opening.py does TCP, proxying and TLS and websocket-client the upgrade
+handshake; from the login on, every frame read goes through a
+:class:`FrameReader` and every frame written through the connection's
+:class:`FrameWriter`. The reader takes whatever the socket holds in one
 ``recv`` and hands back every complete message in it, so a burst of events
 costs one system call instead of two or three per frame, and the I/O thread
 learns when the burst is over (to flush its ACKs in one write). Each system
@@ -13,18 +15,31 @@ A message over the size cap (one frame, or the sum of a fragmented
 message's frames), or fragmented into more frames than the fragment cap, is
 read past without being kept, logged and dropped: the session goes on.
 
-``FrameReader`` runs on the I/O thread only; ``text_frame`` is called with
-the transport's send lock held.
+``FrameReader`` runs in the thread reading the connection (the one logging
+in, then the I/O thread). ``FrameWriter`` is used from any thread; its
+reply queue only from the reading thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import struct
-from collections.abc import Callable
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Generic, Protocol, TypeVar
 
-from websocket import WebSocketConnectionClosedException, WebSocketProtocolException
+from websocket import (
+    WebSocketConnectionClosedException,
+    WebSocketException,
+    WebSocketProtocolException,
+    WebSocketTimeoutException,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +62,12 @@ MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 MAX_FRAGMENTS = 4096
 # Random bytes fetched at a time for masking keys (RFC 6455 wants them unpredictable).
 _MASK_POOL_SIZE = 4096
+
+# What a write on a lost link raises (ssl.SSLError is an OSError).
+WRITE_ERRORS = (OSError, WebSocketException)
+# How long a goodbye close frame may take before the socket is dropped anyway.
+CLOSE_TIMEOUT = 1.0
+CLOSE_NORMAL = struct.pack("!H", 1000)
 
 _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
@@ -255,3 +276,159 @@ class FrameReader:
         self._discarding = False
         self._fragments = []
         self._fragments_size = 0
+
+
+class TextMessage(Protocol):
+    """What the writer sends as a text frame (a JSON-RPC request)."""
+
+    @property
+    def text(self) -> str: ...
+
+
+Message = TypeVar("Message", bound=TextMessage)
+
+
+class FrameWriter(Generic[Message]):
+    """The one owner of the frames written on one connection (any thread).
+
+    Writers never wait for each other. Each puts its message in the queue
+    and then writes everything queued if it can take the send lock at once;
+    if not, the thread holding the lock writes it along with its own (it
+    looks at the queue again after letting go), and the writer goes on to
+    wait for its response. When 300 handlers send at once, a few system
+    calls carry all the frames and no thread sleeps on the lock.
+
+    Every write must finish within ``limit`` seconds: the kernel's send
+    timeout bounds each ``send()`` (see :meth:`limit_sends`) and the send
+    loop bounds the whole. When a write fails, the messages in it may or may
+    not have left: they go to ``on_failed`` with the error, never retried.
+
+    The reading thread also answers the server (event ACKs, pongs) here:
+    :meth:`reply` frames an answer at once and :meth:`flush_replies` writes a
+    burst's worth in one go.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        limit: float,
+        on_failed: Callable[[list[Message], BaseException], None],
+    ) -> None:
+        self._sock = sock
+        self._limit = limit
+        self._on_failed = on_failed
+        self._lock = threading.Lock()
+        self._queue: deque[Message | bytes] = deque()
+        # Keys for frames framed under the send lock, and for the reading thread's
+        # answers, which it frames as it goes (two owners: no lock needed for either).
+        self._keys = MaskingKeys()
+        self._reply_keys = MaskingKeys()
+        self._replies: list[bytes] = []
+
+    def limit_sends(self) -> None:
+        """Make a send that cannot go on for ``limit`` seconds fail instead of blocking.
+
+        Called once the socket has no timeout (the I/O thread waits in recv()
+        for as long as the server is quiet): the kernel's send timeout leaves
+        reads alone, and a peer that stops reading makes send() fail with
+        EAGAIN once the buffers are full and ``limit`` seconds have passed.
+        """
+        if sys.platform == "win32":
+            value = struct.pack("I", max(1, int(self._limit * 1000)))  # a DWORD of milliseconds
+        else:
+            whole = int(self._limit)
+            value = struct.pack("ll", whole, int((self._limit - whole) * 1_000_000))  # a struct timeval
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+    def send(self, item: Message | bytes) -> None:
+        """Write a message (or framed bytes) now or, if another thread is writing, through it."""
+        self._queue.append(item)
+        self._drain()
+
+    def send_now(self, text: str) -> None:
+        """Write one text frame at once, raising what the write raised (the login
+        request: nothing else is written on the connection yet)."""
+        with self._lock:
+            self._write(text_frame(text, self._keys), self._limit)
+
+    @contextmanager
+    def held(self) -> Iterator[Callable[[Message], None]]:
+        """Hold the send lock for a block that queues messages (with the function
+        given); they are written, ahead of anything sent meanwhile, when it ends."""
+        with self._lock:
+            yield self._queue.append
+            self._write_queued()
+        self._drain()
+
+    def answer_control(self, opcode: int, payload: bytes) -> None:
+        """Answer a WebSocket ping or close frame (reading thread)."""
+        self.send(control_frame(opcode, payload, self._reply_keys))
+
+    def reply(self, text: str) -> None:
+        """Queue an answer to a server request (reading thread); ``flush_replies`` writes it."""
+        self._replies.append(text_frame(text, self._reply_keys))
+
+    def flush_replies(self, *, wait: bool = False) -> None:
+        """Write the queued answers in one go (reading thread). With ``wait``, return
+        only once they are written (or failed), even if another thread is writing."""
+        replies = self._replies
+        if not replies:
+            return
+        self._queue.append(replies[0] if len(replies) == 1 else b"".join(replies))
+        replies.clear()
+        if wait:
+            with self._lock:
+                self._write_queued()
+        self._drain()
+
+    def close(self) -> None:
+        """Say goodbye with a close frame if the link takes it within ``CLOSE_TIMEOUT``."""
+        if not self._lock.acquire(timeout=CLOSE_TIMEOUT):
+            return
+        try:
+            self._sock.settimeout(CLOSE_TIMEOUT)
+            self._write(control_frame(OPCODE_CLOSE, CLOSE_NORMAL, self._keys), CLOSE_TIMEOUT)
+        except WRITE_ERRORS:
+            pass  # the link is already gone; dropping the socket is all that is left
+        finally:
+            self._lock.release()
+
+    def _drain(self) -> None:
+        queue, lock = self._queue, self._lock
+        while queue:
+            if not lock.acquire(blocking=False):
+                return  # the holder writes what we queued
+            try:
+                self._write_queued()
+            finally:
+                lock.release()
+
+    def _write_queued(self) -> None:
+        """Write every queued frame in one go (send lock held: only we pop)."""
+        queue = self._queue
+        while queue:
+            batch = [queue.popleft() for _ in range(len(queue))]
+            frames = [item if isinstance(item, bytes) else text_frame(item.text, self._keys) for item in batch]
+            try:
+                self._write(frames[0] if len(frames) == 1 else b"".join(frames), self._limit)
+            except WRITE_ERRORS as error:
+                log.debug("send of %d frame(s) failed: %s", len(frames), error)
+                self._on_failed([item for item in batch if not isinstance(item, bytes)], error)
+
+    def _write(self, data: bytes, limit: float) -> None:
+        """Write whole frames within ``limit`` seconds (send lock held).
+
+        Each send() is bounded by the socket's send timeout, and a peer that
+        takes a little now and then must still take it all within the limit:
+        a link that cannot take a write in time is lost.
+        """
+        view = memoryview(data)
+        deadline = time.monotonic() + limit
+        while True:
+            sent = self._sock.send(view)
+            if sent == len(view):
+                return
+            view = view[sent:]
+            if time.monotonic() >= deadline:
+                raise WebSocketTimeoutException(f"the server took no write for {limit:g} s")

@@ -10,7 +10,11 @@ Threads:
   tenacity policy, in the same thread.
 * the **timer thread** (``relay_sync-timer``) runs keepalive pings and other
   internal deadlines.
-* caller threads send requests (under one send lock) and block on futures.
+* caller threads send requests through the connection's ``FrameWriter``
+  (framing.py) and block on futures.
+
+The frames themselves are framing.py's: this module owns the session across
+connections (login, backlog, reconnects), not the bytes on the socket.
 
 Requests made while the link is down wait in a bounded backlog and go out,
 in order, once the session is authenticated again. Requests already on the
@@ -25,8 +29,6 @@ import logging
 import random
 import socket
 import ssl
-import struct
-import sys
 import threading
 import time
 from collections import deque
@@ -46,7 +48,7 @@ from .errors import (
     RelayError,
     RelayTimeoutError,
 )
-from .framing import FrameReader, MaskingKeys, control_frame, text_frame
+from .framing import FrameReader, FrameWriter
 from .futures import copy_for_waiter
 from .keepalive import Keepalive
 from .lifecycle import ConnectionState, LinkObserver
@@ -108,6 +110,18 @@ class TransportOptions:
 
 
 @dataclass
+class Link:
+    """One open connection: the websocket-client object that opened it (and shuts
+    it down) and the one owner of each direction of its socket."""
+
+    ws: websocket.WebSocket
+    reader: FrameReader
+    writer: FrameWriter[PendingRequest]
+    # Messages read in the same burst as the login answer, left for the I/O thread.
+    early: list[tuple[int, bytes]]
+
+
+@dataclass
 class SessionInfo:
     """What ``signalwire.connect`` returned, plus the state resent on reconnect."""
 
@@ -160,12 +174,10 @@ class Transport:
         )
         self._pending = PendingTable()
         self._backlog: deque[PendingRequest] = deque()
-        # _state_lock guards _ws, _connected, _closed and the backlog;
-        # _send_lock orders writes on the socket (taken before _state_lock when both are needed).
-        # Frames wait in _outgoing for whoever holds _send_lock (see _drain_outgoing).
+        # _state_lock guards _link, _connected, _closed and the backlog (taken after a
+        # writer's send lock when both are needed: see _flush_backlog).
         self._state_lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._ws: websocket.WebSocket | None = None
+        self._link: Link | None = None
         self._opening: OpeningWatch | None = None  # the connection attempt in progress
         self._ssl_context = trust_context(options.ca_file) if options.url.startswith("wss:") else None
         self._connected = False
@@ -180,12 +192,6 @@ class Transport:
         self._closing = threading.Event()
         self._io_thread: threading.Thread | None = None
         self._auth_failures = 0
-        # Masking keys for frames written under the send lock, and for the I/O thread's
-        # answers to server requests, which it frames as it goes and writes a burst at a time.
-        self._send_keys = MaskingKeys()
-        self._reply_keys = MaskingKeys()
-        self._replies: list[bytes] = []
-        self._outgoing: deque[tuple[websocket.WebSocket | None, PendingRequest | bytes]] = deque()
 
     # -- public surface ----------------------------------------------------
 
@@ -240,9 +246,9 @@ class Transport:
         """
         try:
             self.timers.start()  # first: it enforces the login's deadline
-            ws = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
+            link = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
             self._keepalive.start()
-            self._io_thread = threading.Thread(target=self._io_main, args=(ws,), name="relay_sync-io", daemon=True)
+            self._io_thread = threading.Thread(target=self._io_main, args=(link,), name="relay_sync-io", daemon=True)
             self._io_thread.start()
         except RelayError:  # before LINK_ERRORS: RelayTimeoutError is an OSError too
             self.close()
@@ -286,10 +292,14 @@ class Transport:
                 self._backlog.append(pending)
                 self._requests_sent += 1
                 return pending
-            ws = self._ws
+            link = self._link
             self._pending.add(pending)
             self._requests_sent += 1
-        self._write(ws, pending)
+        self._log_frame("send", text)
+        if link is None:  # cannot happen while connected; fail as a lost link would
+            self._pending.fail_some([pending], ConnectionLostError())
+        else:
+            link.writer.send(pending)
         return pending
 
     def abandon(self, pending: PendingRequest) -> None:
@@ -307,10 +317,10 @@ class Transport:
     def force_reconnect(self, reason: str = "requested") -> None:
         """Drop the socket; the I/O thread notices and reconnects."""
         with self._state_lock:
-            ws = self._ws
-        if ws is not None:
+            link = self._link
+        if link is not None:
             log.info("closing the socket to reconnect (%s)", reason)
-            _shutdown(ws)
+            _shutdown(link.ws)
 
     def close(self) -> None:
         """Close for good: fail everything waiting, stop and join our threads. Idempotent."""
@@ -318,7 +328,7 @@ class Transport:
             already = self._closed
             self._closed = True
             self._connected = False
-            ws, self._ws = self._ws, None
+            link, self._link = self._link, None
             opening = self._opening
             backlog = list(self._backlog)
             self._backlog.clear()
@@ -332,8 +342,9 @@ class Transport:
                 pending.fail(error)
             self._pending.fail_all(error)
         self._keepalive.stop()
-        if ws is not None:
-            _close_gracefully(ws, self._send_lock)
+        if link is not None:
+            link.writer.close()  # a goodbye close frame, if the link takes it
+            _shutdown(link.ws)
         thread = self._io_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -341,7 +352,7 @@ class Transport:
 
     # -- session setup (caller thread on open, I/O thread on reconnect) ----
 
-    def _open_session(self, timeout: float) -> websocket.WebSocket:
+    def _open_session(self, timeout: float) -> Link:
         """Open the socket and log in, all within ``timeout`` seconds, or raise.
 
         ``close()`` or the deadline timer stop the attempt's watch, which shuts
@@ -357,9 +368,9 @@ class Transport:
         log.debug("connecting to %s (%g s to open the socket and log in)", self._options.url, timeout)
         deadline = self.timers.call_later(timeout, lambda: watch.stop(DEADLINE))
         try:
-            ws, result = self._open_and_authenticate(watch, timeout)
+            link, result = self._open_and_authenticate(watch, timeout)
             if not watch.finish():  # stopped just as the login succeeded: honour the stop
-                _shutdown(ws)
+                _shutdown(link.ws)
                 raise websocket.WebSocketConnectionClosedException("the connection attempt was stopped")
         except (RelayError, *LINK_ERRORS) as error:
             if watch.stopped_by == CLOSING:
@@ -377,34 +388,45 @@ class Transport:
             with self._state_lock:
                 if self._opening is watch:
                     self._opening = None
-        ws.settimeout(None)  # the I/O thread blocks in recv(); keepalive detects silence
-        _limit_writes(ws, self._options.request_timeout)
+        link.ws.settimeout(None)  # the I/O thread blocks in recv(); keepalive detects silence
+        link.writer.limit_sends()
         resumed = self._store_session(result)
         self._auth_failures = 0
-        self._flush_backlog(ws)
+        self._flush_backlog(link)
         log.debug("RELAY session %s on %s", "resumed" if resumed else "started", self._options.url)
         self._on_session(resumed)
-        return ws
+        return link
 
-    def _open_and_authenticate(self, watch: OpeningWatch, timeout: float) -> tuple[websocket.WebSocket, JSONDict]:
+    def _open_and_authenticate(self, watch: OpeningWatch, timeout: float) -> tuple[Link, JSONDict]:
         ws = open_websocket(
             self._options.url, ssl_context=self._ssl_context, proxy=self._options.proxy, timeout=timeout, watch=watch
         )
+        sock = ws.sock
+        if sock is None:
+            raise websocket.WebSocketConnectionClosedException("the socket closed during the upgrade")
+        writer: FrameWriter[PendingRequest] = FrameWriter(
+            sock,
+            limit=self._options.request_timeout,
+            on_failed=lambda requests, error: self._write_failed(ws, requests),
+        )
+        link = Link(ws, FrameReader(sock.recv_into, writer.answer_control), writer, [])
         with self._state_lock:
             if self._closed:
                 _shutdown(ws)
                 raise ClientClosedError()
-            self._ws = ws  # server requests during the handshake are answered on it
+            self._link = link  # server requests during the handshake are answered on it
         try:
-            return ws, self._authenticate(ws, timeout)
+            return link, self._authenticate(link, timeout)
         except BaseException:
             with self._state_lock:
-                if self._ws is ws:
-                    self._ws = None
+                if self._link is link:
+                    self._link = None
             _shutdown(ws)
             raise
 
-    def _authenticate(self, ws: websocket.WebSocket, timeout: float) -> JSONDict:
+    def _authenticate(self, link: Link, timeout: float) -> JSONDict:
+        """Send ``signalwire.connect`` and read until its answer, handling what comes
+        before it; what comes after it in the same read is left in ``link.early``."""
         params = dict(self._connect_params())
         if self.session.protocol:
             params["protocol"] = self.session.protocol
@@ -412,36 +434,39 @@ class Transport:
             params["authorization_state"] = self.session.authorization_state
         request_id, text = encode_request(CONNECT_METHOD, params)
         self._log_frame("send", text)
-        ws.settimeout(timeout)
-        ws.send(text)
+        link.ws.settimeout(timeout)
+        link.writer.send_now(text)
         # One deadline for the whole login: a server that keeps sending other
         # frames (pings, events) must not stretch it by restarting a per-recv timeout.
+        # (A server trickling one frame a byte at a time is cut off by the opening watch.)
         deadline = time.monotonic() + timeout
+        writer = link.writer
         while True:
             remaining = deadline - time.monotonic()
             try:
                 if remaining <= 0:
-                    raise websocket.WebSocketTimeoutException()
-                ws.settimeout(remaining)
-                raw = ws.recv()
-            except websocket.WebSocketTimeoutException:
+                    raise TimeoutError()
+                link.ws.settimeout(remaining)
+                messages = link.reader.read()
+            except SOCKET_TIMEOUTS:
                 raise RelayTimeoutError(f"{CONNECT_METHOD} got no response within {timeout:g} s") from None
-            except UnicodeDecodeError:  # websocket-client decodes text frames itself
-                log.warning("dropping a text frame that is not UTF-8")
-                continue
-            frame = self._decode(raw)
-            if frame is not None and frame.get("id") == request_id and "method" not in frame:
-                try:
-                    return response_result(CONNECT_METHOD, frame)
-                except AuthenticationError as error:
-                    self._auth_failures += 1
-                    self._observer.login_refused(error)
-                    if params.get("protocol") or params.get("authorization_state"):
-                        self.session.forget_resumption()  # the next attempt logs in from scratch
-                    raise
-            if frame is not None:
-                self._dispatch(frame)
-                self._flush_replies()
+            for index, (_opcode, payload) in enumerate(messages):
+                frame = self._decode(payload)
+                if frame is None:
+                    continue
+                if frame.get("id") == request_id and "method" not in frame:
+                    link.early = messages[index + 1 :]
+                    writer.flush_replies()  # the answers to what came before the login's
+                    try:
+                        return response_result(CONNECT_METHOD, frame)
+                    except AuthenticationError as error:
+                        self._auth_failures += 1
+                        self._observer.login_refused(error)
+                        if params.get("protocol") or params.get("authorization_state"):
+                            self.session.forget_resumption()  # the next attempt logs in from scratch
+                        raise
+                self._dispatch(frame, writer)
+            writer.flush_replies()
 
     def _store_session(self, result: JSONDict) -> bool:
         protocol = result.get("protocol")
@@ -455,120 +480,35 @@ class Transport:
         self.session.session_id = session_id if isinstance(session_id, str) else None
         return resumed
 
-    def _flush_backlog(self, ws: websocket.WebSocket) -> None:
+    def _flush_backlog(self, link: Link) -> None:
         """Mark the session live and send what queued while it was down, oldest first.
 
-        Holding the send lock while flipping ``_connected`` keeps a request made
-        right now from overtaking the queued ones.
+        Holding the writer's send lock while flipping ``_connected`` keeps a
+        request made right now from overtaking the queued ones.
         """
-        with self._send_lock:
-            with self._state_lock:
-                if self._closed:
-                    return
-                queued = list(self._backlog)
-                self._backlog.clear()
-                for pending in queued:
-                    self._pending.add(pending)
-                    self._outgoing.append((ws, pending))
-                self._connected = True
-                self._logged_in_once = True
-            self._write_outgoing_locked()
-        self._drain_outgoing()
+        with link.writer.held() as queue, self._state_lock:
+            if self._closed:
+                return
+            queued = list(self._backlog)
+            self._backlog.clear()
+            for pending in queued:
+                self._pending.add(pending)
+                self._log_frame("send", pending.text)
+                queue(pending)
+            self._connected = True
+            self._logged_in_once = True
 
-    # -- writing -----------------------------------------------------------
-    #
-    # Writers never wait for each other. Each puts its frame in _outgoing and
-    # then writes everything queued there if it can take the send lock at
-    # once; if not, the thread holding the lock writes it along with its own
-    # (it looks at the queue again after letting go), and the writer goes on
-    # to wait for its response. When 300 handlers send at once, a few system
-    # calls carry all the frames and no thread sleeps on the lock.
-
-    def _write(self, ws: websocket.WebSocket | None, item: PendingRequest | bytes) -> None:
-        """Write a request (or framed bytes) on ``ws`` now or, if another thread is writing, through it."""
-        self._outgoing.append((ws, item))
-        self._drain_outgoing()
-
-    def _drain_outgoing(self) -> None:
-        outgoing, lock = self._outgoing, self._send_lock
-        while outgoing:
-            if not lock.acquire(blocking=False):
-                return  # the holder writes what we queued
-            try:
-                self._write_outgoing_locked()
-            finally:
-                lock.release()
-
-    def _write_outgoing_locked(self) -> None:
-        """Write every queued frame, a socket's worth at a time (send lock held: only we pop)."""
-        outgoing = self._outgoing
-        while outgoing:
-            ws = outgoing[0][0]
-            batch = []
-            while outgoing and outgoing[0][0] is ws:
-                batch.append(outgoing.popleft()[1])
-            self._write_batch(ws, batch)
-
-    def _write_batch(self, ws: websocket.WebSocket | None, batch: list[PendingRequest | bytes]) -> None:
-        requests = [item for item in batch if isinstance(item, PendingRequest)]
-        if ws is None:
-            self._fail_unsent(requests)
-            return
-        frames = []
-        for item in batch:
-            if isinstance(item, bytes):
-                frames.append(item)
-            else:
-                self._log_frame("send", item.text)
-                frames.append(text_frame(item.text, self._send_keys))
-        try:
-            _send_bytes(ws, frames[0] if len(frames) == 1 else b"".join(frames), self._options.request_timeout)
-        except LINK_ERRORS as error:
-            # The frames may or may not have left: fail them rather than risk a double send.
-            log.debug("send of %d frame(s) failed: %s", len(frames), _describe(error))
-            self._fail_unsent(requests)
-            # The socket is dead, though the I/O thread may not have noticed yet:
-            # without this, every request made until it does fails the same way
-            # instead of waiting in the backlog for the reconnect.
-            self._link_down(ws)
-
-    def _fail_unsent(self, requests: list[PendingRequest]) -> None:
+    def _write_failed(self, ws: websocket.WebSocket, requests: list[PendingRequest]) -> None:
+        """A write on ``ws`` failed (the writing thread): its requests may or may not
+        have left, so they fail rather than risk a double send; and the socket is dead,
+        though the I/O thread may not have noticed yet: without marking the link down,
+        every request made until it does would fail the same way instead of waiting in
+        the backlog for the reconnect."""
         self._pending.fail_some(requests, ConnectionLostError())
-
-    def _link_down(self, ws: websocket.WebSocket) -> None:
-        """A write found the socket dead: queue new requests and wake the I/O thread to reconnect."""
         with self._state_lock:
-            if self._ws is ws:
+            if self._link is not None and self._link.ws is ws:
                 self._connected = False
         _shutdown(ws)
-
-    def _reply(self, text: str) -> None:
-        """Answer a server request (I/O thread): queued, and written with the rest of the
-        burst's answers by ``_flush_replies``."""
-        self._log_frame("send", text)
-        self._replies.append(text_frame(text, self._reply_keys))
-
-    def _flush_replies(self, *, wait: bool = False) -> None:
-        """Write the queued answers in one go, on the current socket (I/O thread).
-        With ``wait``, return only once they are written (or failed)."""
-        replies = self._replies
-        if not replies:
-            return
-        data = replies[0] if len(replies) == 1 else b"".join(replies)
-        replies.clear()
-        with self._state_lock:
-            ws = self._ws
-        if ws is None:
-            return
-        self._outgoing.append((ws, data))
-        if wait:
-            with self._send_lock:
-                self._write_outgoing_locked()
-        self._drain_outgoing()
-
-    def _answer_control(self, ws: websocket.WebSocket, opcode: int, payload: bytes) -> None:
-        """Answer a WebSocket ping or close frame (I/O thread)."""
-        self._write(ws, control_frame(opcode, payload, self._reply_keys))
 
     def _send_keepalive_ping(self) -> Callable[[], None] | None:
         with self._state_lock:
@@ -583,8 +523,8 @@ class Transport:
 
     # -- the I/O thread ----------------------------------------------------
 
-    def _io_main(self, ws: websocket.WebSocket) -> None:
-        current: websocket.WebSocket | None = ws
+    def _io_main(self, link: Link) -> None:
+        current: Link | None = link
         while current is not None:
             error = self._read_until_lost(current)
             self._link_lost(current, error)
@@ -593,33 +533,31 @@ class Transport:
             current = self._reconnect()
         log.debug("I/O thread exiting")
 
-    def _read_until_lost(self, ws: websocket.WebSocket) -> BaseException | None:
-        """Read and dispatch until the link fails; returns why (None: no socket)."""
-        sock = ws.sock
-        if sock is None:
-            return None
-        reader = FrameReader(sock.recv_into, lambda opcode, payload: self._answer_control(ws, opcode, payload))
+    def _read_until_lost(self, link: Link) -> BaseException:
+        """Read and dispatch until the link fails; returns why."""
+        reader, writer = link.reader, link.writer
         keepalive = self._keepalive
         monotonic = time.monotonic
         decode, dispatch = self._decode, self._dispatch
+        messages, link.early = link.early, []  # what came with the login answer first
         while True:
-            try:
-                messages = reader.read()
-            except LINK_ERRORS as error:
-                return error
-            keepalive.last_heard = monotonic()
             offers = self._count_offers(messages)
             for _opcode, payload in messages:
                 frame = decode(payload)
                 if frame is None:
                     continue
                 try:
-                    dispatch(frame)
+                    dispatch(frame, writer)
                 except Exception:  # a bug in frame handling must not kill the only reader
                     log.exception("failed to handle a frame from the server")
             if offers:
                 self._announce_offers(0)
-            self._flush_replies()
+            writer.flush_replies()
+            try:
+                messages = reader.read()
+            except LINK_ERRORS as error:
+                return error
+            keepalive.last_heard = monotonic()
 
     def _count_offers(self, messages: list[tuple[int, bytes]]) -> int:
         """Inbound calls in a burst of at least OFFER_BURST messages, announced to
@@ -639,18 +577,18 @@ class Transport:
         except Exception:  # a hint only: the offers are dispatched all the same
             log.exception("could not prepare for %d inbound calls", count)
 
-    def _link_lost(self, ws: websocket.WebSocket, error: BaseException | None) -> None:
+    def _link_lost(self, link: Link, error: BaseException | None) -> None:
         self._keepalive.stop()
         with self._state_lock:
-            if self._ws is ws:
-                self._ws = None
+            if self._link is link:
+                self._link = None
             self._connected = False
-        _shutdown(ws)
+        _shutdown(link.ws)
         self._pending.fail_all(ConnectionLostError())
         if not self._closing.is_set():
             self._observer.link_lost(ConnectionLostError(f"the connection was lost: {_describe(error)}"))
 
-    def _reconnect(self) -> websocket.WebSocket | None:
+    def _reconnect(self) -> Link | None:
         """Log in again with backoff; None when closing or when retrying is hopeless."""
         low, high = self._options.reconnect_backoff
         # A random first delay under half of `low` (0.5 s by default): quick to heal
@@ -669,7 +607,7 @@ class Transport:
             reraise=True,
         )
         try:
-            ws: websocket.WebSocket = retrying(self._reconnect_once)
+            link: Link = retrying(self._reconnect_once)
         except ClientClosedError:
             return None
         except (RelayError, *LINK_ERRORS) as error:
@@ -678,12 +616,12 @@ class Transport:
             self._give_up(error)
             return None
         self._keepalive.start()
-        return ws
+        return link
 
     def _sleep_unless_closing(self, seconds: float) -> None:
         self._closing.wait(seconds)  # close() cuts the backoff short
 
-    def _reconnect_once(self) -> websocket.WebSocket:
+    def _reconnect_once(self) -> Link:
         if self._closing.is_set():
             raise ClientClosedError()
         return self._open_session(self._options.connect_timeout)
@@ -733,7 +671,8 @@ class Transport:
             frame_log.debug("recv %s", masked(frame))
         return frame
 
-    def _dispatch(self, frame: JSONDict) -> None:
+    def _dispatch(self, frame: JSONDict, writer: FrameWriter[PendingRequest]) -> None:
+        """Handle one frame read on the connection ``writer`` answers on."""
         method = frame.get("method")
         if method is None:
             self._pending.resolve(frame)
@@ -744,17 +683,17 @@ class Transport:
             params = {}
         if method == "signalwire.event":
             if request_id is not None:
-                self._reply(encode_result(request_id))  # the event ACK
+                self._reply(writer, encode_result(request_id))  # the event ACK
             self._handle_event(params)
         elif method == "signalwire.ping":
             if request_id is not None:
-                self._reply(encode_result(request_id))
+                self._reply(writer, encode_result(request_id))
         elif method == "signalwire.disconnect":
-            self._handle_server_disconnect(request_id, params)
+            self._handle_server_disconnect(request_id, params, writer)
         else:
             log.warning("ignoring an unknown server request %r", method if isinstance(method, str) else type(method))
             if request_id is not None:
-                self._reply(encode_error(request_id, -32601, "method not supported by this client"))
+                self._reply(writer, encode_error(request_id, -32601, "method not supported by this client"))
 
     def _handle_event(self, params: JSONDict) -> None:
         if params.get("event_type") == "signalwire.authorization.state":
@@ -765,7 +704,7 @@ class Transport:
             return
         self._on_event(params)
 
-    def _handle_server_disconnect(self, request_id: Any, params: JSONDict) -> None:
+    def _handle_server_disconnect(self, request_id: Any, params: JSONDict, writer: FrameWriter[PendingRequest]) -> None:
         restart = params.get("restart") is True
         log.info("the server asked to disconnect (restart=%s); reconnecting", restart)
         with self._state_lock:
@@ -773,9 +712,14 @@ class Transport:
         if restart:
             self.session.forget_resumption()
         if request_id is not None:
-            self._reply(encode_result(request_id))
-            self._flush_replies(wait=True)  # before the socket goes
+            self._reply(writer, encode_result(request_id))
+            writer.flush_replies(wait=True)  # before the socket goes
         self.force_reconnect("server disconnect")
+
+    def _reply(self, writer: FrameWriter[PendingRequest], text: str) -> None:
+        """Answer a server request: written with the rest of the burst's answers."""
+        self._log_frame("send", text)
+        writer.reply(text)
 
     @staticmethod
     def _log_frame(direction: str, text: str) -> None:
@@ -793,46 +737,6 @@ def _describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
 
 
-def _limit_writes(ws: websocket.WebSocket, seconds: float) -> None:
-    """Make a send that cannot go on for ``seconds`` fail instead of blocking.
-
-    The socket has no timeout (the I/O thread waits in recv() for as long as
-    the server is quiet), so the limit is the kernel's send timeout, which
-    leaves reads alone: a peer that stops reading makes send() fail with
-    EAGAIN once the buffers are full and ``seconds`` have passed.
-    """
-    sock = ws.sock
-    if sock is None:
-        return
-    if sys.platform == "win32":
-        value = struct.pack("I", max(1, int(seconds * 1000)))  # a DWORD of milliseconds
-    else:
-        whole = int(seconds)
-        value = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))  # a struct timeval
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-
-
-def _send_bytes(ws: websocket.WebSocket, data: bytes, limit: float) -> None:
-    """Write whole frames on the socket (the send lock is held), within ``limit`` seconds.
-
-    Each send() is bounded by the socket's send timeout (``_limit_writes``), and a
-    peer that takes a little now and then must still take it all within the limit:
-    a link that cannot take a write in time is lost.
-    """
-    sock = ws.sock
-    if sock is None:
-        raise websocket.WebSocketConnectionClosedException("socket is already closed.")
-    view = memoryview(data)
-    deadline = time.monotonic() + limit
-    while True:
-        sent = sock.send(view)
-        if sent == len(view):
-            return
-        view = view[sent:]
-        if time.monotonic() >= deadline:
-            raise websocket.WebSocketTimeoutException(f"the server took no write for {limit:g} s")
-
-
 def _shutdown(ws: websocket.WebSocket) -> None:
     """Wake a thread blocked in recv() on this socket and release it."""
     sock = ws.sock
@@ -842,18 +746,3 @@ def _shutdown(ws: websocket.WebSocket) -> None:
         except OSError:
             pass  # already closed by the peer
     ws.shutdown()  # type: ignore[no-untyped-call]
-
-
-def _close_gracefully(ws: websocket.WebSocket, send_lock: threading.Lock) -> None:
-    """Say goodbye with a close frame when the link allows, then drop the socket."""
-    if send_lock.acquire(timeout=1.0):
-        try:
-            if ws.sock is not None:
-                ws.sock.settimeout(1.0)
-            ws.send_close()
-        except LINK_ERRORS:
-            pass  # the link is already gone; the shutdown below is all that is left
-        finally:
-            send_lock.release()
-    _shutdown(ws)
-
