@@ -8,6 +8,8 @@ import pytest
 
 from relay_sync import RelayClient
 
+from .config_support import config_from
+
 ENV = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_JWT_TOKEN", "SIGNALWIRE_SPACE", "RELAY_MAX_ACTIVE_CALLS")
 
 
@@ -121,7 +123,8 @@ def test_constructing_opens_nothing() -> None:
 
 
 def test_repr_never_shows_secrets() -> None:
-    client = RelayClient("project-secret", "token-secret", jwt_token="jwt-secret")
-    text = repr(client) + repr(client._config)
+    secrets = {"project": "project-secret", "token": "token-secret", "jwt_token": "jwt-secret"}
+    client = RelayClient(**secrets)
+    text = repr(client) + repr(config_from(**secrets))
     for secret in ("project-secret", "token-secret", "jwt-secret"):
         assert secret not in text

@@ -28,6 +28,7 @@ from relay_sync.events import TaskEvent
 from relay_sync.testing import RelayTestServer
 
 from ..calling_support import push_inbound, script_call_lifecycle
+from ..config_support import config_from
 from ..fast_clients import FAST, relay_threads
 from ..netutil import ConnectProxy
 from .support import STEP, current_session, outcome_of, phone, run_in_thread, script_dial, script_messaging
@@ -185,17 +186,19 @@ def test_a_whole_session_never_shows_a_secret(monkeypatch: pytest.MonkeyPatch) -
         # A JWT login, renewed on the socket before it expires.
         server.authorization = {"project_id": PROJECT, "expires_at": time.time() + 0.5}
         server.jwt_tokens.add(RENEWED_JWT)
-        with RelayClient(jwt_token=JWT, jwt_refresher=lambda: RENEWED_JWT, **_no_credentials(server)) as jwt_client:
+        jwt_kwargs = {"jwt_token": JWT, **_no_credentials(server)}
+        with RelayClient(jwt_refresher=lambda: RENEWED_JWT, **jwt_kwargs) as jwt_client:
             evidence.wait_for_log("re-authenticated with a new JWT")
             evidence.saw(jwt_client)
-            evidence.saw(jwt_client._config)
+            evidence.saw(config_from(**jwt_kwargs))
 
         # A proxy that wants a password: once given, once not.
         with ConnectProxy(credentials=("alice", PROXY_PASSWORD)) as proxy:
             url = proxy.url.replace("http://", f"http://alice:{PROXY_PASSWORD}@")
-            with RelayClient(**server.client_kwargs(proxy=url, **FAST)) as proxied:
+            proxied_kwargs = server.client_kwargs(proxy=url, **FAST)
+            with RelayClient(**proxied_kwargs) as proxied:
                 evidence.saw(proxied)
-                evidence.saw(proxied._config)
+                evidence.saw(config_from(**proxied_kwargs))
             refused = RelayClient(**server.client_kwargs(proxy=proxy.url.replace("http://", "http://alice:nope@")))
             evidence.error_from(refused.connect)
 
