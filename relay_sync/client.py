@@ -350,7 +350,9 @@ class RelayClient:
         ``last_rtt_ms`` (the latest answer's round trip, ``None`` before one);
         ``request_latency``: every answer's round trip as histogram buckets
         (``{"buckets": [(upper_bound_seconds, cumulative_count), ...], "count", "sum"}``,
-        where ``count`` is the +Inf bucket).
+        where ``count`` is the +Inf bucket);
+        ``jwt_renewal_in``: seconds until a JWT session is renewed (or, with no way
+        to refresh, warned about), ``None`` when no renewal is scheduled.
         The request counts are read together, so they agree with each other.
         """
         transport = self._transport
@@ -373,6 +375,7 @@ class RelayClient:
             "handler_threads": pool.worker_count,
             "last_rtt_ms": round(last_rtt * 1000, 3) if last_rtt is not None else None,
             "request_latency": requests["request_latency"],
+            "jwt_renewal_in": self._jwt_renewal.seconds_until_renewal(),
         }
 
     @property

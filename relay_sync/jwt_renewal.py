@@ -145,6 +145,14 @@ class JWTRenewal:
         credentials = self.credentials
         return credentials.refresher is not None or bool(credentials.project and credentials.token)
 
+    def seconds_until_renewal(self) -> float | None:
+        """Seconds until the scheduled renewal (or warning) is due; ``None`` when none is scheduled."""
+        with self._lock:
+            timer = self._timer
+        if timer is None or timer.cancelled:
+            return None
+        return max(0.0, timer.deadline - time.monotonic())
+
     # -- scheduling (connecting thread or I/O thread: never blocks) ----------
 
     def _session_started(self, resumed: bool) -> None:
