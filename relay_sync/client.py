@@ -345,7 +345,9 @@ class RelayClient:
         back); ``active_calls`` (calls this client holds) and ``calls_passed``
         (inbound calls handed back to routing because ``max_active_calls`` were
         busy or no handler thread was free); ``dials_pending`` (dials not yet answered, failed or
-        timed out) and ``messages_pending`` (sent messages not yet in a final state);
+        timed out) and ``messages_pending`` (sent messages not yet in a final state) and ``early_message_ids`` (message
+        ids whose state events arrived before their send was answered, held so the
+        send can replay them; bounded in count and age);
         ``handlers_busy`` and ``handler_threads`` of the handler pool;
         ``last_rtt_ms`` (the latest answer's round trip, ``None`` before one);
         ``request_latency``: every answer's round trip as histogram buckets
@@ -371,6 +373,7 @@ class RelayClient:
             "calls_passed": self._calling.passed_count,
             "dials_pending": self._calling.dial_count,
             "messages_pending": self._messaging.in_flight,
+            "early_message_ids": self._messaging.early_ids,
             "handlers_busy": pool.busy_count,
             "handler_threads": pool.worker_count,
             "last_rtt_ms": round(last_rtt * 1000, 3) if last_rtt is not None else None,

@@ -276,6 +276,12 @@ class MessagingService:
         """Outbound messages still waiting for their final state."""
         return len(self._outbound)
 
+    @property
+    def early_ids(self) -> int:
+        """Message ids whose state events came before the message was known, held for replay."""
+        with self._lock:
+            return len(self._early)
+
     # -- registration (any thread) -------------------------------------------
 
     def on_message(self, handler: Handler) -> Handler:

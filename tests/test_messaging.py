@@ -57,6 +57,12 @@ def send(client: RelayClient, **overrides: Any) -> Message:
     return client.send_message(**options)
 
 
+def sent_as(server: RelayTestServer, client: RelayClient, message_id: str) -> Message:
+    """Send a message the server answers with ``message_id``."""
+    server.respond("messaging.send", result={"code": "200", "message": "Message accepted", "message_id": message_id})
+    return send(client)
+
+
 # -- what goes on the wire --------------------------------------------------
 
 
@@ -277,12 +283,18 @@ def test_state_events_for_unknown_messages_are_bounded(
     for n in range(12):
         session.push_event("messaging.state", state_params(f"stranger-{n}", "sent"))
     io_caught_up(client)
-    assert list(client._messaging._early) == [f"stranger-{n}" for n in range(7, 12)]
+    assert client.stats()["early_message_ids"] == 5
+    # The newest five are the ones kept: a send answered with such an id replays its "sent".
+    assert sent_as(server, client, "stranger-6").state == "queued"
+    assert sent_as(server, client, "stranger-7").state == "sent"
+    assert client.stats()["early_message_ids"] == 4  # replayed, so no longer held
 
     monkeypatch.setattr(messaging_module, "EARLY_EVENT_MAX_AGE", 0.0)
     session.push_event("messaging.state", state_params("latecomer", "sent"))
     io_caught_up(client)
-    assert list(client._messaging._early) == ["latecomer"]  # the old ones aged out
+    assert client.stats()["early_message_ids"] == 1  # the old ones aged out
+    assert sent_as(server, client, "stranger-11").state == "queued"
+    assert sent_as(server, client, "latecomer").state == "sent"
 
 
 def test_fifty_threads_of_twenty_messages_each_get_their_own_outcome(

@@ -211,7 +211,7 @@ def assert_tables_settled(client: RelayClient, *, calls: int = 0) -> None:
     assert client._calling.active_inbound <= min(calls, client.max_active_calls)
     assert client.stats()["dials_pending"] == 0
     assert client.stats()["messages_pending"] == 0
-    assert len(client._messaging._early) <= EARLY_EVENT_MAX_IDS
+    assert client.stats()["early_message_ids"] <= EARLY_EVENT_MAX_IDS
     assert relay_thread_count() <= thread_ceiling(client)
 
 
