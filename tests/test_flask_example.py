@@ -258,6 +258,7 @@ def test_a_fork_while_a_thread_holds_the_lazy_lock_does_not_deadlock_the_worker(
     emulator: RelayEmulator, emulator_app: Any
 ) -> None:
     relay = emulator_app.extensions["relay"]
+    # The lock is the example app's (examples/), not the SDK's: nothing public can hold it mid-creation.
     with relay._lock:  # a request thread of the parent is creating the client at the moment of the fork
         report = run_in_child(lambda: post_sms_in_child(emulator_app, "after the fork"))
 

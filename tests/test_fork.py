@@ -13,8 +13,9 @@ from typing import Callable
 
 import pytest
 
-from relay_sync import RelayClient
-from relay_sync.testing import RelayTestServer
+from relay_sync import Message, RelayClient
+from relay_sync.rpc import JSONDict
+from relay_sync.testing import RelayTestServer, ServerSession
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
@@ -93,17 +94,30 @@ def test_child_connects_afresh_and_parent_keeps_its_session(
 
 def test_handlers_survive_the_fork(server: RelayTestServer, make_client: Callable[..., RelayClient]) -> None:
     client = make_client(contexts=["office"])
+    received: queue.Queue[str] = queue.Queue()
 
     @client.on_message
-    def on_message(message: object) -> None:
-        """Registered in the parent before the fork."""
+    def on_message(message: Message) -> None:
+        """Registered in the parent before the fork; in the child it runs on the child's copy of the queue."""
+        received.put(message.body or "")
+
+    def push_a_message(session: ServerSession, params: JSONDict, result: JSONDict) -> None:
+        session.push_event(
+            "messaging.receive",
+            {"message_id": "in-child", "context": "office", "direction": "inbound", "body": "to the child"},
+        )
+
+    server.respond("child.wants.a.message", after=push_a_message)
 
     def child() -> dict:
-        handlers = list(client._messaging._message_handlers)
-        client.disconnect()
-        return {"handlers": [h.__name__ for h in handlers]}
+        client.execute("child.wants.a.message", {})  # the child's own session, so the message is the child's
+        try:
+            bodies = [received.get(timeout=10)]
+        finally:
+            client.disconnect()
+        return {"bodies": bodies}
 
-    assert run_in_child(child) == {"handlers": ["on_message"]}
+    assert run_in_child(child) == {"bodies": ["to the child"]}
 
 
 def test_unconnected_client_stays_unconnected_in_the_child(make_client: Callable[..., RelayClient]) -> None:
