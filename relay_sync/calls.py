@@ -163,6 +163,17 @@ class Call(CallCommands):
         with self._lock:
             self._listeners.setdefault(event_type, []).append(handler)
 
+    def _add_waiter(self, waiter: _Waiter) -> RelayEvent | None:
+        """Register ``waiter`` unless the call has already gone: returns the ended
+        event if it ended (the waiter is then not registered), raises if it left."""
+        with self._lock:
+            ended, detached = self._ended_event, self._detached
+            if ended is None and detached is None:
+                self._waiters.append(waiter)
+        if detached is not None:
+            raise detached
+        return ended
+
     def wait_for(
         self,
         event_type: str,
@@ -175,12 +186,7 @@ class Call(CallCommands):
         and ``RelayError`` when the call ends or leaves the client first.
         """
         waiter = _Waiter(event_type)
-        with self._lock:
-            ended, detached = self._ended_event, self._detached
-            if ended is None and detached is None:
-                self._waiters.append(waiter)
-        if detached is not None:
-            raise detached
+        ended = self._add_waiter(waiter)
         if ended is not None:
             if ended.event_type == event_type and (predicate is None or predicate(ended)):
                 return ended
@@ -266,12 +272,7 @@ class Call(CallCommands):
         """
         waiter = _Waiter(EVENT_CALL_CONNECT)
         # Registered before connect goes out: its events may overtake the response.
-        with self._lock:
-            ended, detached = self._ended_event, self._detached
-            if ended is None and detached is None:
-                self._waiters.append(waiter)
-        if detached is not None:
-            raise detached
+        ended = self._add_waiter(waiter)
         if ended is not None:
             raise CallEndedError(f"call {self.call_id} has ended; it cannot be bridged")
         try:
