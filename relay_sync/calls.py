@@ -137,6 +137,13 @@ class Call(CallCommands):
         return self._state
 
     @property
+    def waiting(self) -> int:
+        """Threads blocked now waiting on this call's events (``wait_for``, ``wait_for_*``, ``bridge``): 0 once they
+        have returned or raised (a diagnostic, and how a test knows a wait is in place)."""
+        with self._lock:
+            return len(self._waiters)
+
+    @property
     def peer(self) -> Call | None:
         """The ``Call`` this call is bridged to (``bridge()``/``connect()``), or None."""
         return self._peer
@@ -560,7 +567,7 @@ class CallingService:
         return self._passed
 
     @property
-    def active_inbound(self) -> int:
+    def inbound_count(self) -> int:
         """Inbound calls in the table."""
         return len(self._inbound)
 

@@ -27,7 +27,7 @@ from .commands import Devices
 from .config import ClientConfig, check_duration, context_list, max_connections, resolve_config
 from .errors import AuthenticationError, ClientClosedError, NotConnectedError, RelayError
 from .events import RelayEvent, TaskEvent
-from .futures import copy_for_waiter
+from .futures import HandoffFuture, copy_for_waiter
 from .jwt_renewal import Credentials, JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
@@ -341,8 +341,10 @@ class RelayClient:
         keepalive pings and those queued while reconnecting), ``requests_failed``
         (error answers, and requests failed by a lost link or by closing),
         ``requests_timed_out`` (given up on without an answer); ``in_flight`` (on
-        the wire, awaiting their answer) and ``backlog`` (queued until the link is
-        back); ``active_calls`` (calls this client holds) and ``calls_passed``
+        the wire, awaiting their answer; ``in_flight_methods`` counts them by method,
+        keepalive pings as ``signalwire.ping``) and ``backlog`` (queued until the link is
+        back); ``active_calls`` (calls this client holds; ``inbound_calls`` of them
+        offered to this client rather than dialed) and ``calls_passed``
         (inbound calls handed back to routing because ``max_active_calls`` were
         busy or no handler thread was free); ``dials_pending`` (dials not yet answered, failed or
         timed out) and ``messages_pending`` (sent messages not yet in a final state) and ``early_message_ids`` (message
@@ -368,8 +370,10 @@ class RelayClient:
             "requests_failed": requests["requests_failed"],
             "requests_timed_out": requests["requests_timed_out"],
             "in_flight": requests["in_flight"],
+            "in_flight_methods": requests["in_flight_methods"],
             "backlog": requests["backlog"],
             "active_calls": self._calling.call_count,
+            "inbound_calls": self._calling.inbound_count,
             "calls_passed": self._calling.passed_count,
             "dials_pending": self._calling.dial_count,
             "messages_pending": self._messaging.in_flight,
@@ -601,6 +605,24 @@ class RelayClient:
     def execute(self, method: str, params: JSONDict | None = None, *, timeout: float | None = None) -> JSONDict:
         """Send a raw JSON-RPC request and return its ``result`` (``RelayError`` on failure)."""
         return self._live_transport().request(method, dict(params or {}), timeout)
+
+    def execute_future(
+        self, method: str, params: JSONDict | None = None, *, timeout: float | None = None
+    ) -> Future[JSONDict]:
+        """Like ``execute()`` without blocking: a ``concurrent.futures.Future`` of the
+        ``result`` (its done-callbacks run on the handler pool).
+
+        The request is sent, or queued while reconnecting, before this returns, so
+        requests made one after another go out in that order. A request that cannot
+        be taken at all raises here, as ``execute()`` would (``NotConnectedError``,
+        ``BacklogFullError``, ``ClientClosedError``); every later outcome (an error
+        answer, a lost link, no answer within ``timeout``) is the future's exception.
+        The future cannot be cancelled: a sent request cannot be taken back.
+        """
+        outcome: Future[JSONDict] = HandoffFuture(self._handler_pool)
+        outcome.set_running_or_notify_cancel()
+        self._live_transport().request_into(outcome, method, dict(params or {}), timeout)
+        return outcome
 
     def receive(self, contexts: Iterable[str]) -> None:
         """Start receiving inbound calls, messages and tasks on more contexts."""
@@ -858,6 +880,7 @@ def _no_requests() -> dict[str, Any]:
         "requests_failed": 0,
         "requests_timed_out": 0,
         "in_flight": 0,
+        "in_flight_methods": {},
         "backlog": 0,
         "last_rtt": None,
         "request_latency": LatencyHistogram().snapshot(),

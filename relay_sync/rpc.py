@@ -14,6 +14,7 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future
 from typing import Any
 
@@ -171,11 +172,6 @@ class PendingTable:
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def methods(self) -> list[str]:
-        """The methods still awaiting a response (for diagnostics and tests)."""
-        with self._lock:
-            return [pending.method for pending in self._by_id.values()]
-
     def add(self, pending: PendingRequest) -> None:
         pending.sent_at = time.monotonic()
         with self._lock:
@@ -228,6 +224,7 @@ class PendingTable:
         with self._lock:
             return {
                 "in_flight": len(self._by_id),
+                "in_flight_methods": dict(Counter(pending.method for pending in self._by_id.values())),
                 "failed": self.failed,
                 "latency": self.latency.snapshot(),
                 "last_rtt": self.latency.last,

@@ -32,6 +32,7 @@ import ssl
 import threading
 import time
 from collections import deque
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -49,7 +50,7 @@ from .errors import (
     RelayTimeoutError,
 )
 from .framing import FrameReader, FrameWriter
-from .futures import copy_for_waiter
+from .futures import copy_for_waiter, fail, settle
 from .keepalive import Keepalive
 from .lifecycle import ConnectionState, LinkObserver
 from .opening import CLOSING, DEADLINE, OpeningWatch, open_websocket, trust_context
@@ -203,13 +204,6 @@ class Transport:
     def pending_count(self) -> int:
         return len(self._pending)
 
-    def pending_methods(self) -> list[str]:
-        return self._pending.methods()
-
-    @property
-    def backlog_count(self) -> int:
-        return len(self._backlog)
-
     @property
     def state(self) -> ConnectionState:
         with self._state_lock:
@@ -233,6 +227,7 @@ class Transport:
                 "requests_failed": table["failed"] + self._backlog_failed,
                 "requests_timed_out": self._requests_timed_out,
                 "in_flight": table["in_flight"],
+                "in_flight_methods": table["in_flight_methods"],
                 "backlog": len(self._backlog),
                 "last_rtt": table["last_rtt"],
                 "request_latency": table["latency"],
@@ -271,11 +266,44 @@ class Transport:
             # Any finite timeout is allowed; past TIMEOUT_MAX the lock under the future raises OverflowError.
             return pending.future.result(min(wait, threading.TIMEOUT_MAX))
         except FutureTimeout:
-            self.abandon(pending)
-            if pending.future.done():  # the answer slipped in while we gave up
-                return pending.future.result(0)
-            self._keepalive.suspect()
-            raise RelayTimeoutError(f"{method} got no response within {wait:g} s") from None
+            if self._stop_waiting(pending):
+                raise RelayTimeoutError(f"{method} got no response within {wait:g} s") from None
+            return pending.future.result(0)  # the answer slipped in while we gave up
+
+    def request_into(self, outcome: Future[JSONDict], method: str, params: JSONDict, timeout: float | None) -> None:
+        """Send a request without blocking; ``outcome`` settles as ``request`` would return or raise.
+
+        The caller makes ``outcome`` (a ``HandoffFuture``), so its done-callbacks run
+        where the caller chose, not on the I/O thread that answers the request.
+        The timeout is a timer, as nobody blocks on the answer.
+        """
+        pending = self.submit(method, params)
+        wait = timeout if timeout is not None else self._options.request_timeout
+
+        def expire() -> None:  # timer thread
+            if self._stop_waiting(pending):
+                fail(outcome, RelayTimeoutError(f"{method} got no response within {wait:g} s"))
+
+        deadline = self.timers.call_later(wait, expire)
+
+        def answered(request: Future[JSONDict]) -> None:  # whichever thread settled the request
+            deadline.cancel()
+            error = request.exception()
+            if error is None:
+                settle(outcome, request.result())
+            else:
+                fail(outcome, error)
+
+        pending.future.add_done_callback(answered)
+
+    def _stop_waiting(self, pending: PendingRequest) -> bool:
+        """Stop waiting for ``pending``: True if it was still unanswered (the
+        link is then suspect), False if its answer or failure came first."""
+        self.abandon(pending)
+        if pending.future.done():
+            return False
+        self._keepalive.suspect()
+        return True
 
     def submit(self, method: str, params: JSONDict) -> PendingRequest:
         """Send (or queue, while reconnecting) a request; its future settles with the result."""

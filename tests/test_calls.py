@@ -26,6 +26,7 @@ from .calling_support import (
     push_state,
     script_call_lifecycle,
 )
+from .polling import wait_until
 
 MakeClient = Callable[..., RelayClient]
 
@@ -243,32 +244,22 @@ def test_ended_call_leaves_the_table_and_releases_its_actions(client: RelayClien
 
 def test_wait_for_matches_a_predicate_and_times_out(client: RelayClient, server: RelayTestServer) -> None:
     call = inbound_call(client, server)
-    registered = threading.Event()
-
-    class NotifyingList(list):  # type: ignore[type-arg]
-        """Tells the test when the waiter is in place, so the events surely come after it."""
-
-        def append(self, item: Any) -> None:
-            super().append(item)
-            registered.set()
-
-    call._waiters = NotifyingList()
     waited: queue.Queue[RelayEvent] = queue.Queue()
     worker = threading.Thread(
         target=lambda: waited.put(call.wait_for("calling.call.state", lambda e: e.state == "answered", timeout=WAIT))
     )
     worker.start()
-    assert registered.wait(WAIT)
+    wait_until(lambda: call.waiting == 1, WAIT, "the wait_for in place")  # so the events surely come after it
     session = server.session()
     push_state(session, call.call_id, "ringing")  # the predicate says no
     push_state(session, call.call_id, "answered")
     worker.join(WAIT)
 
     assert waited.get(timeout=WAIT).state == "answered"
-    assert call._waiters == []
+    assert call.waiting == 0
     with pytest.raises(TimeoutError):
         call.wait_for("calling.call.play", timeout=0.05)
-    assert call._waiters == []
+    assert call.waiting == 0
 
 
 def test_a_handler_blocking_on_commands_while_100_calls_run_does_not_deadlock(

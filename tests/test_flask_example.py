@@ -12,7 +12,6 @@ import os
 import select
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -25,6 +24,7 @@ import responses
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .fast_clients import FAST, relay_threads
+from .polling import read_until
 
 pytest.importorskip("flask")
 
@@ -258,8 +258,7 @@ def test_a_fork_while_a_thread_holds_the_lazy_lock_does_not_deadlock_the_worker(
     emulator: RelayEmulator, emulator_app: Any
 ) -> None:
     relay = emulator_app.extensions["relay"]
-    # The lock is the example app's (examples/), not the SDK's: nothing public can hold it mid-creation.
-    with relay._lock:  # a request thread of the parent is creating the client at the moment of the fork
+    with relay.creating:  # a request thread of the parent is creating the client at the moment of the fork
         report = run_in_child(lambda: post_sms_in_child(emulator_app, "after the fork"))
 
     assert report["status"] == 202, report
@@ -288,13 +287,7 @@ def test_without_credentials_the_app_runs_on_an_emulator_of_its_own(monkeypatch:
 
 def wait_for_status(http: Any, path: str, status: int, timeout: float = 10.0) -> Any:
     """GET ``path`` until it answers ``status``: a probe has nothing to block on, so ask again."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        reply = http.get(path)
-        if reply.status_code == status or time.monotonic() > deadline:
-            return reply
-        pause.wait(0.02)
+    return read_until(lambda: http.get(path), lambda reply: reply.status_code == status, timeout, f"{path} {status}")
 
 
 def test_healthz_follows_the_relay_link(server: RelayTestServer, app: Any) -> None:

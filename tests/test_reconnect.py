@@ -97,14 +97,15 @@ def test_backlog_is_capped(server: RelayTestServer, make_client: MakeClient) -> 
     server.pause_logins()
     server.session().drop()
     server.wait_for_request("signalwire.connect", count=2)
-    transport = client._live_transport()
-    queued = [transport.submit("queued.method", {"n": n}) for n in range(BACKLOG_LIMIT)]
+    queued = [client.execute_future("queued.method", {"n": n}) for n in range(BACKLOG_LIMIT)]
     with pytest.raises(BacklogFullError) as caught:
         client.execute("one.too.many", {})
     assert caught.value.code == "backlog_full"
+    with pytest.raises(BacklogFullError):
+        client.execute_future("one.too.many", {})
     server.resume_logins()
-    for pending in queued:
-        assert pending.future.result(timeout=10)["code"] == "200"
+    for future in queued:
+        assert future.result(timeout=10)["code"] == "200"
     assert len(server.requests("queued.method")) == BACKLOG_LIMIT
     assert [f["params"]["n"] for f in server.requests("queued.method")] == list(range(BACKLOG_LIMIT))
 

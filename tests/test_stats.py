@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
@@ -15,6 +14,8 @@ import pytest
 import relay_sync
 from relay_sync import ConnectionState, RelayClient, RelayError, RelayTimeoutError
 from relay_sync.testing import RelayEmulator, RelayTestServer
+
+from .polling import read_until
 
 MakeClient = Callable[..., RelayClient]
 
@@ -122,17 +123,8 @@ def test_requests_queued_while_reconnecting_are_the_backlog(server: RelayTestSer
 def wait_for_stats(
     client: RelayClient, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
 ) -> dict[str, Any]:
-    """The first snapshot that satisfies ``predicate``: nothing to block on for these
-    counts, so look again every few milliseconds until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        stats = client.stats()
-        if predicate(stats):
-            return stats
-        if time.monotonic() > deadline:
-            raise AssertionError(f"stats never matched within {timeout} s; last: {stats}")
-        pause.wait(0.005)
+    """The first ``stats()`` snapshot that satisfies ``predicate``."""
+    return read_until(client.stats, predicate, timeout, "a matching stats() snapshot")
 
 
 def test_stats_stay_consistent_while_fifty_threads_work(server: RelayTestServer, make_client: MakeClient) -> None:
@@ -208,7 +200,24 @@ def test_active_calls_passed_calls_and_busy_handlers(server: RelayEmulator, make
     server.place_call("+15550000001", "+15551110002", context="office")
     server.wait_for_request("calling.pass")
     stats = client.stats()
-    assert (stats["active_calls"], stats["calls_passed"]) == (1, 1)
+    assert (stats["active_calls"], stats["inbound_calls"], stats["calls_passed"]) == (1, 1, 1)
     assert stats["handlers_busy"] >= 1 and stats["handler_threads"] >= stats["handlers_busy"]
     release.set()
-    wait_for_stats(client, lambda s: s["active_calls"] == 0 and s["handlers_busy"] == 0)
+    stats = wait_for_stats(client, lambda s: s["active_calls"] == 0 and s["handlers_busy"] == 0)
+    assert stats["inbound_calls"] == 0
+
+
+def test_in_flight_requests_are_counted_by_method(server: RelayTestServer, make_client: MakeClient) -> None:
+    server.respond("never.answered", silent=True)
+    server.respond("also.never", silent=True)
+    client = make_client(request_timeout=30)
+    waiting = [client.execute_future("never.answered", {}) for _ in range(3)] + [client.execute_future("also.never", {})]
+    server.wait_for_request("also.never")
+    stats = client.stats()
+    by_method = {method: n for method, n in stats["in_flight_methods"].items() if method != "signalwire.ping"}
+    assert by_method == {"never.answered": 3, "also.never": 1}
+    assert sum(stats["in_flight_methods"].values()) == stats["in_flight"]  # read together
+    json.dumps(stats)  # still plain JSON
+    client.disconnect()
+    assert all(isinstance(future.exception(timeout=10), RelayError) for future in waiting)
+    assert client.stats()["in_flight_methods"] == {}

@@ -67,7 +67,9 @@ class LazyRelayClient:
 
     def __init__(self, **client_options: Any) -> None:
         self._options = client_options
-        self._lock = threading.Lock()
+        # Held while the client is being made. Public because a forked child renews it
+        # (below) and because a test holds it to stand for a request thread mid-creation.
+        self.creating = threading.Lock()
         self._client: RelayClient | None = None
         self.emulator: Any = None  # a RelayEmulator, when there are no credentials
         _lazy_clients.add(self)
@@ -76,7 +78,7 @@ class LazyRelayClient:
         client = self._client
         if client is not None:
             return client
-        with self._lock:
+        with self.creating:
             if self._client is None:  # another request thread may have won the race
                 options = dict(self._options)
                 if not has_credentials(options):
@@ -88,7 +90,7 @@ class LazyRelayClient:
             return self._client
 
     def close(self) -> None:
-        with self._lock:
+        with self.creating:
             client, self._client = self._client, None
             emulator, self.emulator = self.emulator, None
         if client is not None:
@@ -103,7 +105,7 @@ _lazy_clients: weakref.WeakSet[LazyRelayClient] = weakref.WeakSet()
 
 def _renew_locks_after_fork() -> None:
     for lazy in list(_lazy_clients):
-        lazy._lock = threading.Lock()
+        lazy.creating = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

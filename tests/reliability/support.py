@@ -204,14 +204,14 @@ def thread_ceiling(client: RelayClient) -> int:
 
 def assert_tables_settled(client: RelayClient, *, calls: int = 0) -> None:
     """No request, dial, message or call is held beyond what the test still has open."""
-    transport = client._live_transport()
-    assert [m for m in transport.pending_methods() if m != "signalwire.ping"] == []
-    assert transport.backlog_count == 0
-    assert client.stats()["active_calls"] == calls
-    assert client._calling.active_inbound <= min(calls, client.max_active_calls)
-    assert client.stats()["dials_pending"] == 0
-    assert client.stats()["messages_pending"] == 0
-    assert client.stats()["early_message_ids"] <= EARLY_EVENT_MAX_IDS
+    stats = client.stats()
+    assert {method: n for method, n in stats["in_flight_methods"].items() if method != "signalwire.ping"} == {}
+    assert stats["backlog"] == 0
+    assert stats["active_calls"] == calls
+    assert stats["inbound_calls"] <= min(calls, client.max_active_calls)
+    assert stats["dials_pending"] == 0
+    assert stats["messages_pending"] == 0
+    assert stats["early_message_ids"] <= EARLY_EVENT_MAX_IDS
     assert relay_thread_count() <= thread_ceiling(client)
 
 

@@ -176,17 +176,16 @@ def test_drop_while_200_requests_are_queued(server: RelayTestServer, make_client
     server.pause_logins()
     server.session().drop()
     login_session(server, 2)
-    transport = client._live_transport()
-    queued = [transport.submit("queued.method", {"n": n}) for n in range(200)]
-    assert transport.backlog_count == 200
+    queued = [client.execute_future("queued.method", {"n": n}) for n in range(200)]
+    assert client.stats()["backlog"] == 200
 
     login_session(server, 2).drop()  # the link fails again with all 200 waiting
     login_session(server, 3)
-    assert not any(p.future.done() for p in queued)
+    assert not any(future.done() for future in queued)
     server.resume_logins()
 
-    for pending in queued:
-        assert pending.future.result(timeout=STEP)["code"] == "200"
+    for future in queued:
+        assert future.result(timeout=STEP)["code"] == "200"
     sent = server.requests("queued.method")
     assert [f["params"]["n"] for f in sent] == list(range(200))  # each once, in order
     assert_tables_settled(client)
