@@ -4,7 +4,6 @@ seen through ``client.stats()["handler_threads"]`` on a real emulator."""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Callable
 
 import pytest
@@ -13,6 +12,8 @@ import relay_sync
 from relay_sync import RelayClient
 from relay_sync.testing import RelayEmulator
 
+from .polling import read_until
+
 Connect = Callable[..., RelayClient]
 OFFICE = "+15551110000"
 CALLER = "+15550001111"
@@ -20,17 +21,9 @@ WAIT = 30.0
 
 
 def wait_for_handler_threads(client: RelayClient, predicate: Callable[[int], bool], timeout: float = WAIT) -> int:
-    """The first ``handler_threads`` count that satisfies ``predicate``: nothing to
-    block on for a thread retiring, so look again every few milliseconds until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while True:
-        threads: int = client.stats()["handler_threads"]
-        if predicate(threads):
-            return threads
-        if time.monotonic() > deadline:
-            raise AssertionError(f"handler_threads never matched within {timeout} s; last: {threads}")
-        pause.wait(0.01)
+    """The first ``handler_threads`` count that satisfies ``predicate`` (a thread retiring has nothing to block on)."""
+    threads: int = read_until(lambda: client.stats()["handler_threads"], predicate, timeout, "handler_threads matching")
+    return threads
 
 
 def take_calls(emulator: RelayEmulator, client: RelayClient, count: int, context: str = "office") -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -15,6 +14,7 @@ from relay_sync import AuthenticationError, ConnectionLostError, RelayClient
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .fast_clients import relay_threads
+from .polling import wait_until
 
 MakeClient = Callable[..., RelayClient]
 
@@ -189,16 +189,6 @@ def test_a_half_open_link_turns_unhealthy_then_reconnects(server: RelayTestServe
     assert server.wait_for_session(2)
     assert hooks.kinds()[:3] == ["connected", "disconnected", "reconnecting"]
     wait_until(client.healthy)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Look again every few milliseconds: health has nothing to block on."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{condition} still false after {timeout} s")
-        pause.wait(0.01)
 
 
 def test_refused_credentials_on_connect(server: RelayTestServer, make_client: MakeClient) -> None:
