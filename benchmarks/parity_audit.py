@@ -161,7 +161,12 @@ CLIENT_CASES: list[tuple[str, Case]] = [
     (
         "send_message",
         lambda client: client.send_message(
-            to_number="+15550101", from_number="+15550100", context="office", body="b", media=["m"], tags=["t"],
+            to_number="+15550101",
+            from_number="+15550100",
+            context="office",
+            body="b",
+            media=["m"],
+            tags=["t"],
             region="us",
         ),
     ),
@@ -266,7 +271,12 @@ def frames_by_case(journal: list[JournalEntry], session: int) -> dict[str, list[
     current: str | None = None
     for entry in journal:
         frame = entry.frame
-        if entry.session != session or entry.direction != "recv" or not isinstance(frame, dict) or "method" not in frame:
+        if (
+            entry.session != session
+            or entry.direction != "recv"
+            or not isinstance(frame, dict)
+            or "method" not in frame
+        ):
             continue
         method, params = frame["method"], dict(frame.get("params") or {})
         if method == MARK:

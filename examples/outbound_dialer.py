@@ -46,8 +46,7 @@ def dial_all(client: RelayClient, numbers: list[str], from_number: str, message:
     """Call every number at once, play ``message`` to each that answers; returns number -> outcome."""
     outcomes = {number: "no outcome" for number in numbers}
     dials: dict[Future[Call], str] = {
-        client.dial_future(devices.phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number
-        for number in numbers
+        client.dial_future(devices.phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number for number in numbers
     }
     plays: dict[Future[RelayEvent], tuple[str, PlayAction]] = {}
     # Each call as soon as it is answered (or fails): start its message, which

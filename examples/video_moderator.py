@@ -140,7 +140,9 @@ def demo(muted_rooms: set[str], rooms: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--muted-rooms", default="", help="comma-separated names of rooms muted by policy")
-    parser.add_argument("--rooms", type=int, default=None, help="exit after this many rooms were recorded (default: never)")
+    parser.add_argument(
+        "--rooms", type=int, default=None, help="exit after this many rooms were recorded (default: never)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     muted_rooms = {name.strip() for name in args.muted_rooms.split(",") if name.strip()}

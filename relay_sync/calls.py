@@ -358,7 +358,9 @@ class Call(CallCommands):
         params = build_params(command, fields, extra)
         control_id = control_id or new_id()
         params["control_id"] = control_id
-        action, feed = start_action(action_type or command.action, self._action_link, command.method, control_id, params)
+        action, feed = start_action(
+            action_type or command.action, self._action_link, command.method, control_id, params
+        )
         # Registered before the request goes out: the server may report on the
         # operation before it answers the request.
         with self._lock:

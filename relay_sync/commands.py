@@ -72,7 +72,13 @@ _QUEUE_OPTIONS = ("queue_id", "status_url")
 _PAY_OPTIONS = ("input", "charge_amount", "currency")
 _AI_OPTIONS = ("prompt", "SWAIG", "params", "global_data", "post_prompt", "post_prompt_url")
 _COLLECT_OPTIONS = (
-    "digits", "speech", "initial_timeout", "partial_results", "continuous", "send_start_of_input", "start_input_timers",
+    "digits",
+    "speech",
+    "initial_timeout",
+    "partial_results",
+    "continuous",
+    "send_start_of_input",
+    "start_input_timers",
 )
 
 # fmt: off
@@ -137,7 +143,9 @@ def build_params(command: Command, fields: Mapping[str, Any], extra: Mapping[str
     missing = [name for name in command.required if fields.get(name) is None]
     if missing:
         raise ValueError(f"{command.method} needs {', '.join(missing)}")
-    params: JSONDict = {name: fields[name] for name in (*command.required, *command.optional) if fields.get(name) is not None}
+    params: JSONDict = {
+        name: fields[name] for name in (*command.required, *command.optional) if fields.get(name) is not None
+    }
     params.update(extra)
     return params
 
@@ -690,4 +698,3 @@ class CallCommands(abc.ABC):
     def user_event(self, *, event: Any | None = None, **extra: Any) -> JSONDict:
         """Send a custom event on the call."""
         return self._command(USER_EVENT, {"event": event}, extra)
-

@@ -82,6 +82,7 @@ class CallTable(Protocol[LegT]):
         """Take the leg out of the table."""
         ...
 
+
 DEFAULT_DIAL_TIMEOUT = 120.0
 DIAL_METHOD = "calling.dial"
 
@@ -321,4 +322,3 @@ class Dialer(Generic[LegT]):
         for dial in dials:
             dial.cancel_timer()
             fail(dial.future, error)
-

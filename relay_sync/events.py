@@ -124,9 +124,7 @@ class RelayEvent:
     # under "params" (only tasks do).
     flat_envelope: ClassVar[bool] = False
 
-    def __init__(
-        self, event_type: str, params: JSONDict | None = None, timestamp: float | None = None
-    ) -> None:
+    def __init__(self, event_type: str, params: JSONDict | None = None, timestamp: float | None = None) -> None:
         self.event_type = event_type
         self.params: JSONDict = params if params is not None else {}
         self.timestamp = timestamp
@@ -181,11 +179,7 @@ class RelayEvent:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RelayEvent):
             return NotImplemented
-        return (
-            self.event_type == other.event_type
-            and self.params == other.params
-            and self.timestamp == other.timestamp
-        )
+        return self.event_type == other.event_type and self.params == other.params and self.timestamp == other.timestamp
 
     # Events hold a mutable params dict, so they compare by value and are not hashable.
     __hash__ = None  # type: ignore[assignment]

@@ -111,11 +111,18 @@ class Lifecycle(LinkObserver):
         if outage is None:
             log.info("connected: RELAY session started")
         elif resumed:
-            log.info("reconnected after %d attempt(s) in %.1f s; the session was resumed",
-                     attempts, time.monotonic() - outage)
+            log.info(
+                "reconnected after %d attempt(s) in %.1f s; the session was resumed",
+                attempts,
+                time.monotonic() - outage,
+            )
         else:
-            log.warning("reconnected after %d attempt(s) in %.1f s with a NEW session: "
-                        "events sent while the link was down were lost", attempts, time.monotonic() - outage)
+            log.warning(
+                "reconnected after %d attempt(s) in %.1f s with a NEW session: "
+                "events sent while the link was down were lost",
+                attempts,
+                time.monotonic() - outage,
+            )
         self._fire("connected", resumed)
 
     def link_lost(self, error: RelayError) -> None:
@@ -136,11 +143,19 @@ class Lifecycle(LinkObserver):
             if summary_due:
                 self._last_summary = now
         if attempt == 2:  # the first failure says why; then only the periodic summary
-            log.info("reconnect attempt failed (%s); retrying with backoff (summary every %.0f s)",
-                     _describe(last_error), SUMMARY_INTERVAL)
+            log.info(
+                "reconnect attempt failed (%s); retrying with backoff (summary every %.0f s)",
+                _describe(last_error),
+                SUMMARY_INTERVAL,
+            )
         elif summary_due:
-            log.warning("still reconnecting: %d attempt(s) over %.0f s; last error: %s; next attempt in %.1f s",
-                        attempt - 1, now - started, _describe(last_error), delay)
+            log.warning(
+                "still reconnecting: %d attempt(s) over %.0f s; last error: %s; next attempt in %.1f s",
+                attempt - 1,
+                now - started,
+                _describe(last_error),
+                delay,
+            )
         else:
             log.debug("reconnect attempt %d in %.2f s (last error: %s)", attempt, delay, _describe(last_error))
         self._fire("reconnecting", attempt, delay)

@@ -492,4 +492,3 @@ def _string_list(name: str, value: None | str | Sequence[str]) -> list[str]:
         if not isinstance(item, str) or not item:
             raise ValueError(f"{name} must be a list of non-empty strings, not {value!r}")
     return items
-

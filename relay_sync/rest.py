@@ -168,8 +168,16 @@ def deliver_task(
     if not isinstance(message, dict):
         raise TypeError(f"message must be a dict (a JSON object), not {type(message).__name__}")
     _call_api(
-        "POST", TASKS_PATH, {"context": context, "message": message},
-        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout, proxy=proxy,
+        "POST",
+        TASKS_PATH,
+        {"context": context, "message": message},
+        project=project,
+        token=token,
+        host=host,
+        scheme=scheme,
+        ca_file=ca_file,
+        timeout=timeout,
+        proxy=proxy,
     )
     log.debug("delivered a task to context %r", context)
 
@@ -201,8 +209,16 @@ def create_jwt(
     if expires_in is not None:
         body["expires_in"] = expires_in
     response = _call_api(
-        "POST", JWT_PATH, body,
-        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout, proxy=proxy,
+        "POST",
+        JWT_PATH,
+        body,
+        project=project,
+        token=token,
+        host=host,
+        scheme=scheme,
+        ca_file=ca_file,
+        timeout=timeout,
+        proxy=proxy,
     )
     return _jwt_pair(response)
 
@@ -222,8 +238,16 @@ def refresh_jwt(
     if not isinstance(refresh_token, str) or not refresh_token:
         raise ValueError("refresh_token must be a non-empty string (the refresh_token of a JWTPair)")
     response = _call_api(
-        "PUT", JWT_PATH, {"refresh_token": refresh_token},
-        project=project, token=token, host=host, scheme=scheme, ca_file=ca_file, timeout=timeout, proxy=proxy,
+        "PUT",
+        JWT_PATH,
+        {"refresh_token": refresh_token},
+        project=project,
+        token=token,
+        host=host,
+        scheme=scheme,
+        ca_file=ca_file,
+        timeout=timeout,
+        proxy=proxy,
         secrets=(refresh_token,),
     )
     return _jwt_pair(response)
@@ -330,9 +354,7 @@ def _call_api(
     url = _base_url(host, scheme) + path
     data = _encode_json(body)
     with new_session(project=project, token=token, ca_file=ca_file, timeout=timeout, proxy=proxy) as session:
-        return _send(
-            session, method, url, data=data, headers={"Content-Type": "application/json"}, secrets=secrets
-        )
+        return _send(session, method, url, data=data, headers={"Content-Type": "application/json"}, secrets=secrets)
 
 
 def _send(

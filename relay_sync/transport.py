@@ -657,7 +657,8 @@ class Transport:
     def _give_up(self, error: BaseException) -> None:
         if isinstance(error, AuthenticationError):
             fatal: RelayError = AuthenticationError(
-                error.code, f"the server refused the credentials {AUTH_FAILURE_LIMIT} times while reconnecting: {error.message}"
+                error.code,
+                f"the server refused the credentials {AUTH_FAILURE_LIMIT} times while reconnecting: {error.message}",
             )
         else:
             fatal = ConnectFailedError(f"could not reconnect: {_describe(error)}", code="reconnect_failed")

@@ -174,7 +174,9 @@ def test_play_and_collect_ignores_its_play_phase(client: RelayClient, call: Call
     assert isinstance(event, CollectEvent) and event.result["params"]["digits"] == "42"
 
 
-def test_a_continuous_collect_ends_only_on_a_terminal_state(client: RelayClient, call: Call, session: ServerSession) -> None:
+def test_a_continuous_collect_ends_only_on_a_terminal_state(
+    client: RelayClient, call: Call, session: ServerSession
+) -> None:
     collect = call.collect(speech={}, continuous=True)
     push_control(session, "calling.call.collect", call.call_id, collect.control_id,
                  result={"type": "speech", "params": {"text": "one"}}, final=True)  # fmt: skip

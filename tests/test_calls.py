@@ -62,7 +62,10 @@ def test_answer_hangup_and_pass_send_their_frames(client: RelayClient, server: R
     assert call.answer() == {"code": "200", "message": "OK"}
     assert params_of(server.requests("calling.answer")[-1]) == ids
     call.answer(sip_headers=[{"name": "X-Test", "value": "1"}])
-    assert params_of(server.requests("calling.answer")[-1]) == {**ids, "sip_headers": [{"name": "X-Test", "value": "1"}]}
+    assert params_of(server.requests("calling.answer")[-1]) == {
+        **ids,
+        "sip_headers": [{"name": "X-Test", "value": "1"}],
+    }
 
     call.hangup()
     assert params_of(server.requests("calling.end")[-1]) == {**ids, "reason": "hangup"}
@@ -117,7 +120,9 @@ def test_many_calls_in_parallel_keep_their_own_state(client: RelayClient, server
     count = 50
     session = server.session()
     call_ids = [push_inbound(session, to_number=f"+1555000{n:04d}") for n in range(count)]
-    outcomes = {call_id: (state, ended_id) for call_id, state, ended_id, _ in (results.get(timeout=WAIT) for _ in call_ids)}
+    outcomes = {
+        call_id: (state, ended_id) for call_id, state, ended_id, _ in (results.get(timeout=WAIT) for _ in call_ids)
+    }
 
     assert set(outcomes) == set(call_ids)
     for call_id, (state, ended_id) in outcomes.items():
@@ -375,7 +380,9 @@ PLAIN_COMMANDS: list[tuple[str, tuple[Any, ...], dict[str, Any], str, dict[str, 
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("name", "args", "kwargs", "method", "fields"), PLAIN_COMMANDS, ids=[c[0] for c in PLAIN_COMMANDS])
+@pytest.mark.parametrize(
+    ("name", "args", "kwargs", "method", "fields"), PLAIN_COMMANDS, ids=[c[0] for c in PLAIN_COMMANDS]
+)
 def test_every_plain_command_sends_its_method_and_fields(
     client: RelayClient,
     server: RelayTestServer,

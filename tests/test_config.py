@@ -10,7 +10,13 @@ from relay_sync import RelayClient
 
 from .config_support import config_from
 
-ENV = ("SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN", "SIGNALWIRE_JWT_TOKEN", "SIGNALWIRE_SPACE", "RELAY_MAX_ACTIVE_CALLS")
+ENV = (
+    "SIGNALWIRE_PROJECT_ID",
+    "SIGNALWIRE_API_TOKEN",
+    "SIGNALWIRE_JWT_TOKEN",
+    "SIGNALWIRE_SPACE",
+    "RELAY_MAX_ACTIVE_CALLS",
+)
 
 
 @pytest.fixture(autouse=True)

@@ -57,7 +57,9 @@ def test_dial_resolves_with_the_answering_leg_and_drops_the_loser(client: RelayC
     ping(client)
     assert not future.done()
     stats = client.stats()
-    assert stats["active_calls"] == 2 and stats["dials_pending"] == 1  # legs are held (their events route) before the dial resolves
+    assert (
+        stats["active_calls"] == 2 and stats["dials_pending"] == 1
+    )  # legs are held (their events route) before the dial resolves
 
     push_leg(session, tag, winner_id, "answered")
     push_dial(session, tag, "answered", winner_id)

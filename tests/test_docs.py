@@ -219,7 +219,16 @@ def test_the_docs_build_without_warnings_and_cover_the_api(tmp_path: Path) -> No
     ]
     missing += [helper for helper in REST_HELPERS if f"relay_sync.rest.{helper}" not in names]
     assert missing == [], f"not in the API reference: {missing}"
-    for page in ("quickstart", "concepts", "migrating", "api", "performance", "reliability", "examples", "protocol_video"):
+    for page in (
+        "quickstart",
+        "concepts",
+        "migrating",
+        "api",
+        "performance",
+        "reliability",
+        "examples",
+        "protocol_video",
+    ):
         assert (html / f"{page}.html").is_file(), page
     for guide in ("flask", "django", "jupyter", "prefork", "testing", "jwt", "proxies", "video", "operations"):
         assert (html / "guides" / f"{guide}.html").is_file(), guide

@@ -132,7 +132,10 @@ def test_live_transcribe_and_translate_start_and_stop(emulator: RelayEmulator, c
     assert refused(excinfo)[0] == "409"
     assert call.live_transcribe({"start": {"lang": "en-US"}})["code"] == "200"
     assert call.live_transcribe({"stop": {}})["code"] == "200"
-    assert call.live_translate({"start": {"from_lang": "en-US", "to_lang": "es-ES"}}, status_url="https://x/t")["code"] == "200"
+    assert (
+        call.live_translate({"start": {"from_lang": "en-US", "to_lang": "es-ES"}}, status_url="https://x/t")["code"]
+        == "200"
+    )
     with pytest.raises(RelayError) as excinfo:
         call.live_translate({"rewind": {}})
     assert refused(excinfo)[0] == "400"
@@ -181,9 +184,7 @@ def test_a_bound_digit_runs_its_method_when_pressed(emulator: RelayEmulator, cli
         plays: queue.Queue[RelayEvent] = queue.Queue()
         call.on(EVENT_CALL_PLAY, plays.put)
         call.answer()
-        call.bind_digit(
-            "*1", "calling.play", bind_params={"play": [media.tts("You pressed star one")]}, max_triggers=1
-        )
+        call.bind_digit("*1", "calling.play", bind_params={"play": [media.tts("You pressed star one")]}, max_triggers=1)
         call.bind_digit("#", "calling.play", bind_params={"play": [media.tts("Hash")]}, realm="menu")
         call.clear_digit_bindings(realm="menu")
         call.user_event(event="bound")  # tells the test the bindings are in place

@@ -323,4 +323,3 @@ def test_frames_are_compact_json(server: RelayTestServer, make_client: MakeClien
     frame = server.requests("x.y")[0]
     assert frame["jsonrpc"] == "2.0" and isinstance(frame["id"], str) and frame["params"] == {"a": 1}
     json.dumps(frame)
-

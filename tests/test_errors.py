@@ -37,7 +37,9 @@ KINDS: list[tuple[type[RelayError], Callable[[], RelayError], str]] = [
 
 
 @pytest.mark.parametrize(("kind", "make", "code"), KINDS)
-def test_each_kind_keeps_its_code_and_message(kind: type[RelayError], make: Callable[[], RelayError], code: str) -> None:
+def test_each_kind_keeps_its_code_and_message(
+    kind: type[RelayError], make: Callable[[], RelayError], code: str
+) -> None:
     error = make()
     assert isinstance(error, kind) and isinstance(error, RelayError)
     assert error.code == code and error.message and str(error) == f"{code}: {error.message}"
@@ -54,4 +56,3 @@ def test_a_request_before_connect_raises_not_connected(server: RelayTestServer, 
         client.execute("signalwire.ping", {})
     assert caught.value.code == "not_connected" and "connect()" in caught.value.message
     assert server.requests("signalwire.ping") == []
-

@@ -245,9 +245,7 @@ def test_smaller_call_events() -> None:
     fax = parse_event(envelope("calling.call.fax", {"fax": {"type": "finished", "params": {"pages": 2}}}))
     tap = parse_event(envelope("calling.call.tap", {"tap": {"type": "audio"}, "device": {"type": "rtp"}}))
     stream = parse_event(envelope("calling.call.stream", {"url": "wss://s", "name": "st"}))
-    refer = parse_event(
-        envelope("calling.call.refer", {"sip_refer_to": "sip:b@x", "sip_refer_response_code": 202})
-    )
+    refer = parse_event(envelope("calling.call.refer", {"sip_refer_to": "sip:b@x", "sip_refer_response_code": 202}))
     denoise = parse_event(envelope("calling.call.denoise", {"denoised": True}))
     queue = parse_event(envelope("calling.call.queue", {"queue_id": "q1", "queue_name": "sales", "position": 3}))
     transcribe = parse_event(envelope("calling.call.transcribe", {"state": "finished", "url": "https://t"}))
@@ -396,12 +394,49 @@ def test_timestamp_is_a_finite_float_or_none(timestamp: Any, expected: float | N
 
 # Every field a property reads, each holding a value of the wrong type.
 FIELD_NAMES = [
-    "call_id", "node_id", "control_id", "tag", "state", "call_state", "end_reason", "direction",
-    "device", "context", "segment_id", "url", "duration", "size", "result", "final", "connect_state",
-    "peer", "detect", "fax", "tap", "name", "dial_state", "call", "sip_refer_to",
-    "sip_refer_response_code", "sip_notify_response_code", "denoised", "queue_id", "queue_name",
-    "position", "conference_id", "code", "message", "message_id", "message_state", "from_number",
-    "to_number", "body", "media", "segments", "tags", "reason",
+    "call_id",
+    "node_id",
+    "control_id",
+    "tag",
+    "state",
+    "call_state",
+    "end_reason",
+    "direction",
+    "device",
+    "context",
+    "segment_id",
+    "url",
+    "duration",
+    "size",
+    "result",
+    "final",
+    "connect_state",
+    "peer",
+    "detect",
+    "fax",
+    "tap",
+    "name",
+    "dial_state",
+    "call",
+    "sip_refer_to",
+    "sip_refer_response_code",
+    "sip_notify_response_code",
+    "denoised",
+    "queue_id",
+    "queue_name",
+    "position",
+    "conference_id",
+    "code",
+    "message",
+    "message_id",
+    "message_state",
+    "from_number",
+    "to_number",
+    "body",
+    "media",
+    "segments",
+    "tags",
+    "reason",
 ]
 WRONG_VALUES = [1, [], {}, 2.5, True, None, ["x"], {"a": 1}, "str", 0, False, 7]
 WRONG_TYPED_PARAMS = dict(zip(FIELD_NAMES, itertools.cycle(WRONG_VALUES)))
@@ -447,9 +482,7 @@ def test_parse_event_never_raises_on_any_json(event_type: Any, params: Any, time
 
 
 def test_repr_is_readable_and_masks_secrets() -> None:
-    auth = parse_event(
-        envelope("signalwire.authorization.state", {"authorization_state": "opaque-secret-blob"})
-    )
+    auth = parse_event(envelope("signalwire.authorization.state", {"authorization_state": "opaque-secret-blob"}))
     nested = parse_event(
         envelope("calling.call.play", {"call_id": "c1", "state": "playing", "extra": [{"token": "tok-secret"}]})
     )

@@ -363,13 +363,18 @@ def test_video_moderator_records_every_room_and_mutes_where_the_policy_says(emul
     already_running = emulator.video.start_room("lobby")
 
     with serving("video_moderator", "--muted-rooms", "webinar", "--rooms", "3", env=environment(emulator)) as app:
-        emulator.wait_for_request("signalwire.subscribe", lambda p: p["event_channel"] == "video.rooms", timeout=STEP_TIMEOUT)
+        emulator.wait_for_request(
+            "signalwire.subscribe", lambda p: p["event_channel"] == "video.rooms", timeout=STEP_TIMEOUT
+        )
         town_hall = emulator.video.start_room("town-hall", meta=moderator.MUTED_POLICY)
         webinar = emulator.video.start_room("webinar")
         for room in (already_running, town_hall, webinar):
             name = emulator.video.room(room)["name"]
             emulator.wait_for_transcript(f"started recording room {name!r}", timeout=STEP_TIMEOUT)
-        members = {room: [emulator.video.join(room, person) for person in ("ann", "ben")] for room in (town_hall, webinar, already_running)}
+        members = {
+            room: [emulator.video.join(room, person) for person in ("ann", "ben")]
+            for room in (town_hall, webinar, already_running)
+        }
         for room in (town_hall, webinar):
             for member in members[room]:
                 emulator.wait_for_request(

@@ -233,7 +233,9 @@ def post_sms_in_child(flask_app: Any, body: str) -> dict:
 def test_a_client_made_before_a_fork_logs_in_afresh_in_the_worker(emulator: RelayEmulator, emulator_app: Any) -> None:
     # The first request in the parent (gunicorn --preload, say) made and connected the client.
     assert (
-        emulator_app.test_client().post("/sms", json={"to": "+15552222222", "from": "+15551111111", "body": "p"}).status_code
+        emulator_app.test_client()
+        .post("/sms", json={"to": "+15552222222", "from": "+15551111111", "body": "p"})
+        .status_code
         == 202
     )
     parent_protocol = emulator_app.extensions["relay"].get().relay_protocol
@@ -247,7 +249,9 @@ def test_a_client_made_before_a_fork_logs_in_afresh_in_the_worker(emulator: Rela
     assert bodies == {"p", "from the worker"}
     # the parent's client goes on as before
     assert (
-        emulator_app.test_client().post("/sms", json={"to": "+15552222222", "from": "+15551111111", "body": "q"}).status_code
+        emulator_app.test_client()
+        .post("/sms", json={"to": "+15552222222", "from": "+15551111111", "body": "q"})
+        .status_code
         == 202
     )
     assert emulator_app.extensions["relay"].get().relay_protocol == parent_protocol

@@ -134,7 +134,6 @@ def test_unconnected_client_stays_unconnected_in_the_child(make_client: Callable
     assert report["raised"] == "NotConnectedError" and "connect()" in report["message"]
 
 
-
 def test_a_forked_child_counts_its_own_connection_and_runs_the_hooks(
     server: RelayTestServer, make_client: Callable[..., RelayClient]
 ) -> None:

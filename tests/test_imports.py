@@ -17,6 +17,7 @@ CLIENT = "relay_sync.client"
 # line, the emulator and the integrations build or hand out RelayClients.
 CLIENT_USERS = ("relay_sync.cli", "relay_sync.__main__", "relay_sync.testing.", "relay_sync.contrib.")
 
+
 def module_files() -> dict[str, Path]:
     modules = {}
     for path in PACKAGE_DIR.rglob("*.py"):
@@ -41,7 +42,9 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             else:
                 source = node.module or ""
             # ``from . import payload`` imports a module; ``from .rpc import JSONDict`` a name.
-            targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source for alias in node.names]
+            targets = [
+                f"{source}.{alias.name}" if f"{source}.{alias.name}" in known else source for alias in node.names
+            ]
         else:
             continue
         found.update(target for target in targets if target in known and target != name)

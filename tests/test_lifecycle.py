@@ -60,6 +60,7 @@ class HookRecorder:
 
     def wait_for(self, kind: str, count: int = 1, timeout: float = 10.0) -> list[tuple[Any, ...]]:
         """Block until ``count`` calls of ``kind`` were recorded; returns them."""
+
         def matching() -> list[tuple[Any, ...]]:
             return [call for call in self.calls if call[0] == kind]
 

@@ -387,8 +387,15 @@ def test_a_handler_can_reply_from_inside_the_handler(server: RelayTestServer, cl
 
     server.session().push_event(
         "messaging.receive",
-        {"message_id": "in-2", "context": "office", "direction": "inbound", "from_number": TO,
-         "to_number": FROM, "body": "ping", "message_state": "received"},
+        {
+            "message_id": "in-2",
+            "context": "office",
+            "direction": "inbound",
+            "from_number": TO,
+            "to_number": FROM,
+            "body": "ping",
+            "message_state": "received",
+        },
     )
     assert replied.wait(2)
     assert replies[0].state == "delivered"

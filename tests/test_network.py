@@ -58,9 +58,7 @@ def test_custom_ca_bundle_is_accepted(tls_server: RelayTestServer, ca_file: str)
         assert client.execute("over.tls", {})["code"] == "200"
 
 
-def test_ca_bundle_from_environment(
-    tls_server: RelayTestServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ca_bundle_from_environment(tls_server: RelayTestServer, ca_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNALWIRE_RELAY_CA_FILE", ca_file)
     with RelayClient(**tls_kwargs(tls_server)) as client:  # type: ignore[arg-type]
         assert client.connected

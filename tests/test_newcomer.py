@@ -63,7 +63,9 @@ def test_whitespace_around_environment_values_is_stripped(
 def test_a_transcript_prints_as_readable_lines(emulator: RelayEmulator) -> None:
     emulator.phone("+15552222222")
     with emulator.client() as client:
-        call = client.dial([[{"type": "phone", "params": {"to_number": "+15552222222", "from_number": "+15551111111"}}]])
+        call = client.dial(
+            [[{"type": "phone", "params": {"to_number": "+15552222222", "from_number": "+15551111111"}}]]
+        )
         call.play([{"type": "tts", "params": {"text": "Hello there"}}]).wait(timeout=10)
         call.hangup()
         call.wait_for_ended(timeout=10)

@@ -89,7 +89,9 @@ PLAY_SHORTCUTS: list[tuple[str, Callable[[Call], PlayAction], dict[str, Any]]] =
         "play_tts",
         lambda call: call.play_tts("Your order shipped", language="en-US", voice="Polly.Joanna", volume=3.0),
         {
-            "play": [{"type": "tts", "params": {"text": "Your order shipped", "language": "en-US", "voice": "Polly.Joanna"}}],
+            "play": [
+                {"type": "tts", "params": {"text": "Your order shipped", "language": "en-US", "voice": "Polly.Joanna"}}
+            ],
             "volume": 3.0,
         },
     ),
@@ -239,7 +241,9 @@ def test_detect_fax_and_detect_digit(emulator: RelayEmulator, client: RelayClien
     keypad = dial(emulator, client, AGENT, digits="5")
     digit = keypad.detect_digit(digits="0123456789")
     frame = emulator.wait_for_request("calling.detect", lambda p: p["call_id"] == keypad.call_id)["params"]
-    assert frame == on_call(keypad, control_id=digit.control_id, detect={"type": "digit", "params": {"digits": "0123456789"}})
+    assert frame == on_call(
+        keypad, control_id=digit.control_id, detect={"type": "digit", "params": {"digits": "0123456789"}}
+    )
     assert digit.wait(timeout=WAIT).params["detect"]["params"]["event"] == "5"
 
 
@@ -505,7 +509,11 @@ def test_bridge_on_an_ended_call_raises_call_ended(emulator: RelayEmulator, clie
 def test_device_builders_check_numbers_and_addresses() -> None:
     assert devices.sip("sip:desk@example.com", "sip:app@example.com", headers=[{"name": "X-Id", "value": "7"}]) == {
         "type": "sip",
-        "params": {"to": "sip:desk@example.com", "from": "sip:app@example.com", "headers": [{"name": "X-Id", "value": "7"}]},
+        "params": {
+            "to": "sip:desk@example.com",
+            "from": "sip:app@example.com",
+            "headers": [{"name": "X-Id", "value": "7"}],
+        },
     }
     with pytest.raises(ValueError, match="E.164"):
         devices.phone("555-0100", OFFICE)

@@ -26,7 +26,15 @@ def server() -> Iterator[RelayTestServer]:
     """The socket tests in this module run against the full emulator, which answers the
     made-up methods they send as markers (any other unknown method gets -32601)."""
     with RelayEmulator() as emulator:
-        for method in ("after.reconnect", "queued.method", "after.drop", "marker", "after.disconnect", "after.silence", "after.probe"):
+        for method in (
+            "after.reconnect",
+            "queued.method",
+            "after.drop",
+            "marker",
+            "after.disconnect",
+            "after.silence",
+            "after.probe",
+        ):
             emulator.respond(method, result={"code": "200", "message": "OK"})
         yield emulator
 
@@ -146,8 +154,14 @@ def test_half_open_link_is_detected_by_pings(server: RelayTestServer, make_clien
     client = make_client(ping_interval=0.2, request_timeout=0.2)
     server.session().go_silent()
     server.wait_for_session(2, timeout=5)
-    silent_pings = [e for e in server.journal if e.session == 0 and e.direction == "recv"
-                    and isinstance(e.frame, dict) and e.frame.get("method") == "signalwire.ping"]
+    silent_pings = [
+        e
+        for e in server.journal
+        if e.session == 0
+        and e.direction == "recv"
+        and isinstance(e.frame, dict)
+        and e.frame.get("method") == "signalwire.ping"
+    ]
     assert len(silent_pings) == 3  # three unanswered pings, then the reconnect
     assert client.execute("after.silence", {})["code"] == "200"
 

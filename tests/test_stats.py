@@ -20,8 +20,19 @@ from .polling import read_until
 MakeClient = Callable[..., RelayClient]
 
 API_KEYS = {
-    "state", "connects", "reconnects", "requests_sent", "requests_failed", "requests_timed_out",
-    "in_flight", "backlog", "active_calls", "calls_passed", "handlers_busy", "handler_threads", "last_rtt_ms",
+    "state",
+    "connects",
+    "reconnects",
+    "requests_sent",
+    "requests_failed",
+    "requests_timed_out",
+    "in_flight",
+    "backlog",
+    "active_calls",
+    "calls_passed",
+    "handlers_busy",
+    "handler_threads",
+    "last_rtt_ms",
 }
 COUNTERS = ("connects", "reconnects", "requests_sent", "requests_failed", "requests_timed_out", "calls_passed")
 
@@ -42,7 +53,11 @@ def sent_by_client(server: RelayTestServer) -> int:
 def test_connection_state_is_a_str_enum_exported_from_the_top_level() -> None:
     assert relay_sync.ConnectionState is ConnectionState
     assert [state.value for state in ConnectionState] == [
-        "disconnected", "connecting", "connected", "reconnecting", "closed",
+        "disconnected",
+        "connecting",
+        "connected",
+        "reconnecting",
+        "closed",
     ]
     assert ConnectionState.CONNECTED == "connected"
     assert str(ConnectionState.CLOSED) == "closed"
@@ -211,7 +226,9 @@ def test_in_flight_requests_are_counted_by_method(server: RelayTestServer, make_
     server.respond("never.answered", silent=True)
     server.respond("also.never", silent=True)
     client = make_client(request_timeout=30)
-    waiting = [client.execute_future("never.answered", {}) for _ in range(3)] + [client.execute_future("also.never", {})]
+    waiting = [client.execute_future("never.answered", {}) for _ in range(3)] + [
+        client.execute_future("also.never", {})
+    ]
     server.wait_for_request("also.never")
     stats = client.stats()
     by_method = {method: n for method, n in stats["in_flight_methods"].items() if method != "signalwire.ping"}

@@ -94,13 +94,22 @@ MEMBER_COMMANDS: list[tuple[str, tuple[Any, ...], str, dict[str, Any], str, Any]
     ("set_output_volume", (12,), "video.member.set_output_volume", {"volume": 12}, "output_volume", 12),
     ("set_speaker_volume", (3,), "video.member.set_output_volume", {"volume": 3}, "output_volume", 3),
     ("set_input_sensitivity", (80,), "video.member.set_input_sensitivity", {"value": 80}, "input_sensitivity", 80),
-    ("set_member_position", ("reserved-1",), "video.member.set_position", {"position": "reserved-1"}, "requested_position", "reserved-1"),
+    (
+        "set_member_position",
+        ("reserved-1",),
+        "video.member.set_position",
+        {"position": "reserved-1"},
+        "requested_position",
+        "reserved-1",
+    ),
     ("set_raised_hand", (), "video.member.raisehand", {}, "handraised", True),
     ("set_member_meta", ({"seat": 4},), "video.member.set_meta", {"meta": {"seat": 4}}, "meta", {"seat": 4}),
 ]
 
 
-@pytest.mark.parametrize(("command", "args", "method", "params", "field", "value"), MEMBER_COMMANDS, ids=[c[0] for c in MEMBER_COMMANDS])
+@pytest.mark.parametrize(
+    ("command", "args", "method", "params", "field", "value"), MEMBER_COMMANDS, ids=[c[0] for c in MEMBER_COMMANDS]
+)
 def test_room_member_commands_send_their_request_and_change_the_member(
     emulator: RelayEmulator,
     connect: Connect,
@@ -141,7 +150,9 @@ def test_the_opposite_member_commands_undo_them(
     assert emulator.video.member(room_session_id, alice)[field] is False
 
 
-def test_raised_hands_are_lowered_and_member_meta_updated_read_and_deleted(emulator: RelayEmulator, connect: Connect) -> None:
+def test_raised_hands_are_lowered_and_member_meta_updated_read_and_deleted(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     room_session_id, room = open_room(emulator, connect())
     alice = emulator.video.join(room_session_id, "alice", meta={"seat": 1})
 
@@ -173,7 +184,9 @@ def test_members_are_removed_one_by_one_or_all_at_once(emulator: RelayEmulator, 
     assert last_request(emulator, "video.member.remove") == {"room_session_id": room_session_id, "member_id": "all"}
 
 
-def test_demoted_members_join_the_audience_and_promoted_ones_come_back(emulator: RelayEmulator, connect: Connect) -> None:
+def test_demoted_members_join_the_audience_and_promoted_ones_come_back(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     room_session_id, room = open_room(emulator, connect())
     alice = emulator.video.join(room_session_id, "alice")
 
@@ -272,7 +285,14 @@ def test_an_unknown_layout_is_refused_by_the_server(emulator: RelayEmulator, con
     [
         ("lock", (), "video.lock", {}, "locked", True),
         ("set_hide_video_muted", (True,), "video.hide_video_muted", {}, "hide_video_muted", True),
-        ("set_prioritize_handraise", (True,), "video.prioritize_handraise", {"enable": True}, "prioritize_handraise", True),
+        (
+            "set_prioritize_handraise",
+            (True,),
+            "video.prioritize_handraise",
+            {"enable": True},
+            "prioritize_handraise",
+            True,
+        ),
         ("set_meta", ({"topic": "Q3"},), "video.set_meta", {"meta": {"topic": "Q3"}}, "meta", {"topic": "Q3"}),
     ],
 )
@@ -327,7 +347,9 @@ def test_room_meta_is_set_updated_read_and_deleted(emulator: RelayEmulator, conn
 # -- recordings, playbacks, streams ----------------------------------------------------------------
 
 
-def test_a_recording_pauses_resumes_and_stops_leaving_a_downloadable_file(emulator: RelayEmulator, connect: Connect) -> None:
+def test_a_recording_pauses_resumes_and_stops_leaving_a_downloadable_file(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     room_session_id, room = open_room(emulator, connect())
 
     recording = room.start_recording()
@@ -350,7 +372,9 @@ def test_a_recording_pauses_resumes_and_stops_leaving_a_downloadable_file(emulat
     assert caught.value.code == "action_ended"
 
 
-def test_a_playback_runs_to_its_end_and_can_be_paused_sought_and_turned_up(emulator: RelayEmulator, connect: Connect) -> None:
+def test_a_playback_runs_to_its_end_and_can_be_paused_sought_and_turned_up(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     room_session_id, room = open_room(emulator, connect())
     emulator.video.media_seconds = 3600.0  # long enough for every command below
 
@@ -461,8 +485,9 @@ def test_the_servers_refusals_of_bad_params_are_relay_errors(emulator: RelayEmul
     assert (no_room.value.code, bad_stream.value.code) == ("400", "400")
 
 
-
-def test_a_start_whose_answer_names_no_recording_takes_the_started_event(emulator: RelayEmulator, connect: Connect) -> None:
+def test_a_start_whose_answer_names_no_recording_takes_the_started_event(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     # The realtime SDK ignores the answer and waits for recording.started; a server
     # answering like that must work too.
     start = emulator.video.methods["video.recording.start"]

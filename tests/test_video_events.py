@@ -37,7 +37,9 @@ def subscriptions_to(emulator: RelayEmulator, channel: str) -> list[dict[str, An
 # -- rooms starting and ending -------------------------------------------------------------------
 
 
-def test_rooms_starting_and_ending_reach_the_project_listener_on_the_pool(emulator: RelayEmulator, connect: Connect) -> None:
+def test_rooms_starting_and_ending_reach_the_project_listener_on_the_pool(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     client = connect()
     heard = Heard()
 
@@ -49,7 +51,11 @@ def test_rooms_starting_and_ending_reach_the_project_listener_on_the_pool(emulat
 
     assert isinstance(subscription, VideoSubscription)
     assert subscriptions_to(emulator, "video.rooms") == [
-        {"get_initial_state": True, "event_channel": "video.rooms", "events": ["video.room.ended", "video.room.started"]}
+        {
+            "get_initial_state": True,
+            "event_channel": "video.rooms",
+            "events": ["video.room.ended", "video.room.started"],
+        }
     ]
     assert isinstance(started, RoomSession) and isinstance(ended, RoomSession)
     assert (started.id, started.name, ended.id) == (room_session_id, "town-hall", room_session_id)
@@ -75,7 +81,10 @@ def test_only_the_events_listened_to_are_subscribed(emulator: RelayEmulator, con
     client.video.listen(on_room_ended=lambda room: None)  # nothing new: no second request
     client.video.listen(on_room_started=lambda room: None)
 
-    assert [s["events"] for s in subscriptions_to(emulator, "video.rooms")] == [["video.room.ended"], ["video.room.started"]]
+    assert [s["events"] for s in subscriptions_to(emulator, "video.rooms")] == [
+        ["video.room.ended"],
+        ["video.room.started"],
+    ]
 
 
 # -- a room's own events ---------------------------------------------------------------------------
@@ -170,7 +179,10 @@ def test_room_layout_audience_and_subscription_events_arrive_typed(emulator: Rel
         "on_room_ended",
     ]
     updates: list[RoomSession] = [arg for name, arg, _ in heard.entries if name == "on_room_updated"]
-    assert [(u.updated, u.layout_name, u.locked) for u in updates] == [(["layout_name"], "2x2", False), (["locked"], "2x2", True)]
+    assert [(u.updated, u.layout_name, u.locked) for u in updates] == [
+        (["layout_name"], "2x2", False),
+        (["locked"], "2x2", True),
+    ]
     layout: RoomLayout = heard.wait_for("on_layout_changed", count=2)
     assert (layout.name, layout.room_session_id) == ("2x2", room_session_id)
     audience: RoomAudienceCount = heard.wait_for("on_room_audience_count")
@@ -242,7 +254,9 @@ def test_the_room_channel_is_subscribed_once_per_new_event(emulator: RelayEmulat
 # -- handlers and subscriptions ----------------------------------------------------------------------
 
 
-def test_a_closed_subscription_hears_nothing_more_and_closing_twice_is_harmless(emulator: RelayEmulator, connect: Connect) -> None:
+def test_a_closed_subscription_hears_nothing_more_and_closing_twice_is_harmless(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
     client = connect()
     room_session_id, room = open_room(emulator, client)
     closed, still_open = Heard(), Heard()
@@ -262,7 +276,9 @@ def test_a_closed_subscription_hears_nothing_more_and_closing_twice_is_harmless(
     assert [m.name for m in (a for _, a, _ in closed.entries)] == ["alice"]
 
 
-def test_a_handler_that_raises_does_not_stop_the_others(emulator: RelayEmulator, connect: Connect, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_handler_that_raises_does_not_stop_the_others(
+    emulator: RelayEmulator, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
     client = connect()
     room_session_id, room = open_room(emulator, client)
     heard = Heard()

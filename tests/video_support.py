@@ -43,7 +43,9 @@ class Heard:
 
         with self._changed:
             if not self._changed.wait_for(lambda: len(matching()) >= count, timeout):
-                raise TimeoutError(f"{name} heard {len(matching())} time(s), not {count}, within {timeout} s; heard {self.names()}")
+                raise TimeoutError(
+                    f"{name} heard {len(matching())} time(s), not {count}, within {timeout} s; heard {self.names()}"
+                )
             return matching()[count - 1]
 
 

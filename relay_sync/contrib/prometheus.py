@@ -117,7 +117,9 @@ class RelayCollector(Collector):
     def _families(self, readings: list[tuple[Mapping[str, Any], bool, list[str]]]) -> Iterator[Metric]:
         names, prefix = self._label_names, self._prefix
 
-        up = GaugeMetricFamily(f"{prefix}up", "1 while the client is connected and hears from the server.", labels=names)
+        up = GaugeMetricFamily(
+            f"{prefix}up", "1 while the client is connected and hears from the server.", labels=names
+        )
         for _, healthy, values in readings:
             up.add_metric(values, 1.0 if healthy else 0.0)
         yield up

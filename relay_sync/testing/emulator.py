@@ -225,7 +225,9 @@ class RelayEmulator(RelayTestServer):
         """Deliver a task as ``POST /api/relay/rest/tasks`` would, without HTTP."""
         self.messaging.task(context, message)
 
-    def chat_publish(self, channel: str, content: Any, member_id: str | None = None, *, meta: JSONDict | None = None) -> str:
+    def chat_publish(
+        self, channel: str, content: Any, member_id: str | None = None, *, meta: JSONDict | None = None
+    ) -> str:
         """Someone else (``member_id``, default one outside member) publishes ``content`` on
         Chat/PubSub ``channel``: every client subscribed to it receives it. Returns the message id."""
         return self.chat.publish(channel, content, member_id, meta)

@@ -137,9 +137,11 @@ REQUIRED: Mapping[str, tuple[str, ...]] = MappingProxyType({
 # fmt: on
 
 # Fields the server checks the form of: method -> (field, pattern, what it must be).
-PATTERNS: Mapping[str, tuple[str, str, str]] = MappingProxyType({
-    "calling.send_digits": ("digits", r"[0-9*#A-DwW]+", "DTMF keys (0-9 * # A-D, w/W to pause)"),
-})
+PATTERNS: Mapping[str, tuple[str, str, str]] = MappingProxyType(
+    {
+        "calling.send_digits": ("digits", r"[0-9*#A-DwW]+", "DTMF keys (0-9 * # A-D, w/W to pause)"),
+    }
+)
 
 # How the transcript names what the app did, for commands without their own wording.
 VERBS: Mapping[str, str] = MappingProxyType(

@@ -53,7 +53,6 @@ FRONT_DOOR_TIMEOUT = 10.0
 MIN_CLOSED_SESSIONS_KEPT = 10
 
 
-
 @dataclass
 class Reply:
     """What a method handler may return instead of a bare result: the result,

@@ -77,7 +77,9 @@ class VideoRooms:
         self.methods: dict[str, Callable[[ServerSession, JSONDict], JSONDict]] = {
             SUBSCRIBE_METHOD: self._subscribe,
             "video.rooms.get": self._list_rooms,
-            "video.room.get": self._room_method(lambda room, params, out: ok(room=room.session_json(with_members=True))),
+            "video.room.get": self._room_method(
+                lambda room, params, out: ok(room=room.session_json(with_members=True))
+            ),
             "video.members.get": self._room_method(
                 lambda room, params, out: ok(members=[dict(m) for m in room.members.values()])
             ),
@@ -95,7 +97,9 @@ class VideoRooms:
             "video.delete_meta": self._room_method(self._room_meta("delete")),
             "video.member.remove": self._room_method(self._remove_member),
             "video.member.set_position": self._member_method(self._set_member_position),
-            "video.member.get_meta": self._member_method(lambda room, member, params, out: ok(meta=dict(member["meta"]))),
+            "video.member.get_meta": self._member_method(
+                lambda room, member, params, out: ok(meta=dict(member["meta"]))
+            ),
             "video.member.set_meta": self._member_method(self._member_meta("set")),
             "video.member.update_meta": self._member_method(self._member_meta("update")),
             "video.member.delete_meta": self._member_method(self._member_meta("delete")),
@@ -221,7 +225,9 @@ class VideoRooms:
                 events.extend(self._finish_playback(room, playback))
             for stream in list(room.streams.values()):
                 events.extend(self._finish_stream(room, stream))
-            events.extend((room.event_channel, "video.member.left", room.scoped(member=dict(m))) for m in room.members.values())
+            events.extend(
+                (room.event_channel, "video.member.left", room.scoped(member=dict(m))) for m in room.members.values()
+            )
             room.members.clear()
             events.append(_room_event(room, "ended"))
             events.append((ROOMS_CHANNEL, "video.room.ended", room.event_params()))
@@ -273,7 +279,6 @@ class VideoRooms:
                     if _wants(channels.get(channel, ()), event_type):
                         self.net.outbox.push(protocol, event_type, params, event_channel=wire_channel)
 
-
     def _subscribe(self, session: ServerSession, params: JSONDict) -> JSONDict:
         channel, events = params.get("event_channel"), params.get("events")
         if not isinstance(channel, str) or not channel:
@@ -317,7 +322,9 @@ class VideoRooms:
 
     # -- request plumbing ----------------------------------------------------------------------
 
-    def _room_method(self, act: Callable[[Room, JSONDict, list[Event]], JSONDict]) -> Callable[[ServerSession, JSONDict], JSONDict]:
+    def _room_method(
+        self, act: Callable[[Room, JSONDict, list[Event]], JSONDict]
+    ) -> Callable[[ServerSession, JSONDict], JSONDict]:
         def handle(session: ServerSession, params: JSONDict) -> JSONDict:
             room_session_id = params.get("room_session_id")
             if not isinstance(room_session_id, str) or not room_session_id:
@@ -354,7 +361,11 @@ class VideoRooms:
     ) -> Callable[[ServerSession, JSONDict], JSONDict]:
         def with_handle(room: Room, params: JSONDict, events: list[Event]) -> JSONDict:
             handle_id = params.get(f"{kind}_id")
-            tables: dict[str, dict[str, Any]] = {"recording": room.recordings, "playback": room.playbacks, "stream": room.streams}
+            tables: dict[str, dict[str, Any]] = {
+                "recording": room.recordings,
+                "playback": room.playbacks,
+                "stream": room.streams,
+            }
             table = tables[kind]
             handle = table.get(handle_id) if isinstance(handle_id, str) else None
             if handle is None:
@@ -425,7 +436,11 @@ class VideoRooms:
         if unknown:
             return refuse("404", f"member {unknown[0]} not found in room session {room.id}")
         for member_id, position in positions.items():
-            events.append(self._member_update(room, room.members[member_id], requested_position=position, current_position=position))
+            events.append(
+                self._member_update(
+                    room, room.members[member_id], requested_position=position, current_position=position
+                )
+            )
         return None
 
     def _room_meta(self, how: str) -> Callable[[Room, JSONDict, list[Event]], JSONDict]:
@@ -454,7 +469,9 @@ class VideoRooms:
                 if key == "video_muted" and room.hide_video_muted:
                     changes["visible"] = not value  # the room hides members with their camera off
                 events.append(self._member_update(room, member, **changes))
-            self.net.note(APP, f"set {key}={value} for {member['name']} in room {room.name!r}", kind=f"video.member.{key}")
+            self.net.note(
+                APP, f"set {key}={value} for {member['name']} in room {room.name!r}", kind=f"video.member.{key}"
+            )
             return ok()
 
         return act
@@ -505,7 +522,9 @@ class VideoRooms:
             return refuse("400", "member_id is required")
         if member_id not in room.members:
             return refuse("404", f"member {member_id} not found in room session {room.id}")
-        self.net.note(APP, f"removed {room.members[member_id]['name']} from room {room.name!r}", kind="video.member.remove")
+        self.net.note(
+            APP, f"removed {room.members[member_id]['name']} from room {room.name!r}", kind="video.member.remove"
+        )
         events.extend(self._member_leaves(room, member_id))
         return ok()
 
@@ -538,7 +557,13 @@ class VideoRooms:
 
     def _start_recording(self, room: Room, params: JSONDict, events: list[Event]) -> JSONDict:
         recording_id = new_id()
-        fields: JSONDict = {"id": recording_id, "state": "recording", "duration": None, "started_at": time.time(), "ended_at": None}
+        fields: JSONDict = {
+            "id": recording_id,
+            "state": "recording",
+            "duration": None,
+            "started_at": time.time(),
+            "ended_at": None,
+        }
         room.recordings[recording_id] = Recording(fields, recording_since=time.monotonic())
         events.append((room.event_channel, "video.recording.started", room.scoped(recording=dict(fields))))
         self._update_room(room, events, "recording")
@@ -578,7 +603,9 @@ class VideoRooms:
         recording.fields.update(state="completed", duration=seconds, ended_at=time.time(), url=url)
         del room.recordings[recording.fields["id"]]
         self.net.note(NETWORK, f"recorded room {room.name!r} for {seconds:.1f} s: {url}", kind="recording")
-        events: list[Event] = [(room.event_channel, "video.recording.ended", room.scoped(recording=dict(recording.fields)))]
+        events: list[Event] = [
+            (room.event_channel, "video.recording.ended", room.scoped(recording=dict(recording.fields)))
+        ]
         self._update_room(room, events, "recording")
         return events
 
@@ -590,7 +617,12 @@ class VideoRooms:
             return refuse("400", "url is required")
         volume = params.get("volume", 0)
         seek = params.get("seek_position") or 0
-        if isinstance(volume, bool) or not isinstance(volume, (int, float)) or isinstance(seek, bool) or not isinstance(seek, (int, float)):
+        if (
+            isinstance(volume, bool)
+            or not isinstance(volume, (int, float))
+            or isinstance(seek, bool)
+            or not isinstance(seek, (int, float))
+        ):
             return refuse("400", "volume and seek_position must be numbers")
         length_ms = self.media_seconds * 1000
         playback_id, start_ms = new_id(), min(max(0.0, float(seek)), length_ms)
@@ -694,7 +726,14 @@ class VideoRooms:
         if not isinstance(url, str) or not url.startswith(("rtmp://", "rtmps://")):
             return refuse("400", "url must be an rtmp:// or rtmps:// address")
         stream_id = new_id()
-        fields: JSONDict = {"id": stream_id, "url": url, "state": "streaming", "duration": None, "started_at": time.time(), "ended_at": None}
+        fields: JSONDict = {
+            "id": stream_id,
+            "url": url,
+            "state": "streaming",
+            "duration": None,
+            "started_at": time.time(),
+            "ended_at": None,
+        }
         room.streams[stream_id] = Stream(fields)
         events.append((room.event_channel, "video.stream.started", room.scoped(stream=dict(fields))))
         self._update_room(room, events, "streaming")

@@ -18,14 +18,10 @@ from . import payload as read
 Request = Callable[[str, JSONDict], JSONDict]
 
 
-def member_command(
-    request: Request, method: str, room_session_id: str, member_id: Any, **fields: Any
-) -> None:
+def member_command(request: Request, method: str, room_session_id: str, member_id: Any, **fields: Any) -> None:
     """Send a ``video.member.*`` command for one member; ``None`` fields are left out."""
     if not isinstance(member_id, str) or not member_id:
-        raise ValueError(
-            f"member_id must be the id of a member of the room (RoomMember.id), not {member_id!r}"
-        )
+        raise ValueError(f"member_id must be the id of a member of the room (RoomMember.id), not {member_id!r}")
     params: JSONDict = {"room_session_id": room_session_id, "member_id": member_id}
     params.update({key: value for key, value in fields.items() if value is not None})
     request(method, params)

@@ -424,7 +424,9 @@ def _fail_all(room: _Room, error: RelayError) -> None:
         fail(claim, error)
 
 
-def _resolve(table: Mapping[str, wire.Listener], listeners: Mapping[str, Handler], where: str) -> tuple[dict[str, Handler], set[str]]:
+def _resolve(
+    table: Mapping[str, wire.Listener], listeners: Mapping[str, Handler], where: str
+) -> tuple[dict[str, Handler], set[str]]:
     """Check ``listeners`` against ``table``; returns handlers by dispatched event name and the
     wire events to subscribe to."""
     if not listeners:
@@ -436,13 +438,17 @@ def _resolve(table: Mapping[str, wire.Listener], listeners: Mapping[str, Handler
         if listener is None:
             raise TypeError(f"{where} has no listener {name!r}; the listeners are: {', '.join(table)}")
         if not callable(handler):
-            raise TypeError(f"{name} must be callable (it receives a {listener.receives}), not {type(handler).__name__}")
+            raise TypeError(
+                f"{name} must be callable (it receives a {listener.receives}), not {type(handler).__name__}"
+            )
         handlers[listener.event] = handler
         events.update(listener.subscribe)
     return handlers, events
 
 
-def _deliveries(subscriptions: Iterable[VideoSubscription], dispatch: Dispatch) -> list[tuple[VideoSubscription, str, Any]]:
+def _deliveries(
+    subscriptions: Iterable[VideoSubscription], dispatch: Dispatch
+) -> list[tuple[VideoSubscription, str, Any]]:
     return [
         (subscription, event, argument)
         for event, argument in dispatch

@@ -25,7 +25,9 @@ class VideoSubscription:
     server: events nobody listens to any more are dropped by the client.)
     """
 
-    def __init__(self, scope: str, handlers: Mapping[str, Handler], detach: Callable[[VideoSubscription], None]) -> None:
+    def __init__(
+        self, scope: str, handlers: Mapping[str, Handler], detach: Callable[[VideoSubscription], None]
+    ) -> None:
         self.scope = scope  # "video.rooms" or the room session id, for repr and log lines
         self._handlers = dict(handlers)  # dispatched event name -> handler
         self._detach = detach

@@ -118,7 +118,9 @@ ROOM_LISTENERS: tuple[Listener, ...] = (
         MEMBER_LEFT,
     ),
     _listener("on_member_talking", "onMemberTalking", "member.talking", "RoomMember"),
-    _listener("on_member_talking_started", "onMemberTalkingStarted", "member.talking.started", "RoomMember", MEMBER_TALKING),
+    _listener(
+        "on_member_talking_started", "onMemberTalkingStarted", "member.talking.started", "RoomMember", MEMBER_TALKING
+    ),
     _listener("on_member_talking_ended", "onMemberTalkingEnded", "member.talking.ended", "RoomMember", MEMBER_TALKING),
     *_MEMBER_FIELD_LISTENERS,
     _listener("on_playback_started", "onPlaybackStarted", "playback.started", "RoomPlayback"),

@@ -116,9 +116,7 @@ def _place_until_taken(emulator: RelayEmulator, handled: list[str]) -> Any:
     raise AssertionError("no call was taken after the handlers returned")
 
 
-def test_a_call_is_passed_when_other_work_holds_every_handler_thread(
-    emulator: RelayEmulator, connect: Connect
-) -> None:
+def test_a_call_is_passed_when_other_work_holds_every_handler_thread(emulator: RelayEmulator, connect: Connect) -> None:
     client = connect(max_active_calls=1)  # 1 call handler + 4 threads of headroom
     release = threading.Event()
     busy: queue.Queue[str] = queue.Queue()

@@ -46,13 +46,16 @@ in_handler.wait()
 """
 
 # As above, and a thread of the script's own still uses the client after the main thread ended.
-STILL_USED_BY_A_SCRIPT_THREAD = HANDLER_IN_SDK_WAIT + """
+STILL_USED_BY_A_SCRIPT_THREAD = (
+    HANDLER_IN_SDK_WAIT
+    + """
 def later():
     sys.stdin.readline()
     say("script thread: " + client.execute("still.open", {})["code"])
 threading.Thread(target=later).start()
 say("main thread ends")
 """
+)
 
 # run() serves a call whose handler waits in the SDK.
 HANDLER_WAITS_IN_RUN = """
