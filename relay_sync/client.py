@@ -27,7 +27,7 @@ from .commands import Devices
 from .config import ClientConfig, check_duration, context_list, max_connections, resolve_config
 from .errors import AuthenticationError, ClientClosedError, NotConnectedError, RelayError
 from .events import RelayEvent, TaskEvent
-from .futures import HandoffFuture, copy_for_waiter
+from .futures import HandoffFuture, copy_for_waiter, wait_timeout
 from .jwt_renewal import Credentials, JWTRenewal
 from .lifecycle import ConnectionState, Hook, Lifecycle
 from .messaging import Message, MessagingService
@@ -40,7 +40,7 @@ from .session import Session
 from .stats import LatencyHistogram
 from .stop_signal import StopSignal
 from .timers import Timer
-from .transport import AUTH_FAILURE_LIMIT, TRANSIENT_OPEN_FAILURES, Transport, TransportOptions, backoff_delay
+from .transport import AUTH_FAILURE_LIMIT, TRANSIENT_OPEN_FAILURES, Transport, TransportOptions, retry_delay
 from .video import VideoService
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,12 @@ class RelayClient:
     :param request_timeout: seconds a request waits for its response; also how long a
         write may wait for the server to take it before the link counts as lost.
     :param ping_interval: seconds of silence from the server before the client pings;
-        three unanswered pings in a row force a reconnect.
+        three unanswered pings in a row force a reconnect. A request left unanswered
+        for its whole timeout makes the link suspect: a ping goes out at once, and if
+        nothing at all comes from the server within ``request_timeout`` the client reconnects.
     :param reconnect_backoff: ``(min, max)`` seconds of the reconnect backoff; the
-        first retry waits a random time under ``min / 2``.
+        first retry waits a random time under ``min / 2``, later ones grow exponentially
+        from ``min`` with up to ``min`` of jitter, never beyond ``max``.
     :param connect_timeout: seconds for the whole of opening the socket (TCP, proxy,
         TLS, WebSocket upgrade) and logging in (default: ``request_timeout``).
     :param proxy: ``http://[user:password@]host:port`` of an HTTP proxy for the socket
@@ -581,7 +584,7 @@ class RelayClient:
                 self.connect()
                 return True
             except RelayError as error:
-                delay = backoff_delay(attempt, low, high)
+                delay = retry_delay(attempt, low, high)  # failed attempt n: retry n comes next
                 if isinstance(error, AuthenticationError):
                     refusals += 1
                     if refusals >= AUTH_FAILURE_LIMIT:
@@ -603,8 +606,11 @@ class RelayClient:
     # -- requests --------------------------------------------------------------
 
     def execute(self, method: str, params: JSONDict | None = None, *, timeout: float | None = None) -> JSONDict:
-        """Send a raw JSON-RPC request and return its ``result`` (``RelayError`` on failure)."""
-        return self._live_transport().request(method, dict(params or {}), timeout)
+        """Send a raw JSON-RPC request and return its ``result`` (``RelayError`` on failure).
+
+        ``timeout`` (default ``request_timeout``) is checked before anything is sent.
+        """
+        return self._live_transport().request(method, dict(params or {}), wait_timeout(timeout))
 
     def execute_future(
         self, method: str, params: JSONDict | None = None, *, timeout: float | None = None
@@ -621,7 +627,7 @@ class RelayClient:
         """
         outcome: Future[JSONDict] = HandoffFuture(self._handler_pool)
         outcome.set_running_or_notify_cancel()
-        self._live_transport().request_into(outcome, method, dict(params or {}), timeout)
+        self._live_transport().request_into(outcome, method, dict(params or {}), wait_timeout(timeout))
         return outcome
 
     def receive(self, contexts: Iterable[str]) -> None:

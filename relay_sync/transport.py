@@ -92,11 +92,18 @@ SOCKET_TIMEOUTS = (socket.timeout, TimeoutError, websocket.WebSocketTimeoutExcep
 TRANSIENT_OPEN_FAILURES = frozenset({"connect_failed", "timeout"})
 
 
-def backoff_delay(attempt: int, low: float, high: float) -> float:
-    """Seconds to wait after failed attempt number ``attempt`` (from 1) to connect:
-    exponential from ``low`` up to ``high``, plus up to ``low`` of jitter so that the
-    clients of a restarted server do not all come back in the same instant."""
-    return min(high, low * 2.0 ** min(attempt - 1, 32)) + random.uniform(0, low)
+def retry_delay(retry: int, low: float, high: float) -> float:
+    """Seconds to wait before retry number ``retry`` (from 1) to connect, ``reconnect_backoff``
+    being ``(low, high)``; never more than ``high``.
+
+    The first retry waits a random time under ``low / 2``: quick to heal a blip, and a
+    restarted server is not hit by all of its clients in the same instant. Later ones
+    back off exponentially from ``low`` towards ``high``, plus up to ``low`` of jitter
+    for the same reason (the exponential part stops at ``high - low`` to leave it room).
+    """
+    if retry <= 1:
+        return random.uniform(0, low / 2)
+    return min(low * 2.0 ** min(retry - 2, 32), high - low) + random.uniform(0, low)
 
 
 @dataclass(frozen=True)
@@ -619,15 +626,13 @@ class Transport:
     def _reconnect(self) -> Link | None:
         """Log in again with backoff; None when closing or when retrying is hopeless."""
         low, high = self._options.reconnect_backoff
-        # A random first delay under half of `low` (0.5 s by default): quick to heal
-        # a blip, and a restarted server is not hit by all of its clients in the
-        # same instant. Later attempts back off exponentially from `low` to `high`.
-        first_delay = random.uniform(0, low / 2)
+        first_delay = retry_delay(1, low, high)
         self._observer.reconnecting(1, first_delay, None)
         if self._closing.wait(first_delay):
             return None
         retrying = tenacity.Retrying(
-            wait=lambda state: backoff_delay(state.attempt_number, low, high),
+            # After failed attempt n comes retry n + 1.
+            wait=lambda state: retry_delay(state.attempt_number + 1, low, high),
             stop=lambda state: self._closing.is_set() or self._auth_failures >= AUTH_FAILURE_LIMIT,
             retry=tenacity.retry_if_exception_type((RelayError, *LINK_ERRORS)),
             sleep=self._sleep_unless_closing,

@@ -12,6 +12,7 @@ import pytest
 
 from relay_sync import AuthenticationError, ConnectionLostError, RelayClient
 from relay_sync.testing import RelayEmulator, RelayTestServer
+from relay_sync.transport import AUTH_FAILURE_LIMIT, retry_delay
 
 from .fast_clients import relay_threads
 from .polling import wait_until
@@ -229,6 +230,33 @@ def test_refused_credentials_on_reconnect_close_the_client(server: RelayTestServ
     # The same failure as run() raised (each waiter and hook gets its own instance).
     assert isinstance(final, AuthenticationError) and str(final) == str(outcome["error"])
     assert client.state == "closed"
+
+
+def test_reconnect_delays_start_under_half_the_minimum_and_never_pass_the_maximum(
+    server: RelayTestServer, make_client: MakeClient
+) -> None:
+    low, high = 0.02, 0.05
+    client = make_client(reconnect_backoff=(low, high))
+    hooks = HookRecorder(client)
+    server.reject_logins = True  # every reconnect attempt fails, until the client gives up
+    server.session().drop()
+    hooks.wait_for("disconnected", count=2)  # the loss, then giving up
+    delays = [call[2] for call in hooks.calls if call[0] == "reconnecting"]
+    assert len(delays) == AUTH_FAILURE_LIMIT
+    assert 0 <= delays[0] < low / 2
+    assert low <= delays[1] < 2 * low
+    assert all(delay <= high for delay in delays)
+
+
+@pytest.mark.parametrize("backoff", [(1.0, 30.0), (0.05, 0.2), (2.0, 2.0), (1.0, 1.5)])
+def test_every_retry_delay_keeps_to_the_backoff(backoff: tuple[float, float]) -> None:
+    low, high = backoff
+    for _ in range(200):
+        assert 0 <= retry_delay(1, low, high) < low / 2
+        for retry in range(2, 40):
+            delay = retry_delay(retry, low, high)
+            floor = min(low * 2 ** (retry - 2), high - low)
+            assert floor <= delay <= min(floor + low, high)
 
 
 def test_a_hook_that_raises_is_logged_and_the_next_still_runs(server: RelayTestServer, make_client: MakeClient) -> None:
