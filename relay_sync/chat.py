@@ -56,7 +56,7 @@ class ChatMember:
 @dataclass(frozen=True)
 class ChatMessage:
     """A message published on a chat channel. ``published_at`` is an aware UTC
-    ``datetime`` (``None`` if the server did not say); ``member`` is the sender."""
+    ``datetime`` and ``member`` the sender, each ``None`` if the server did not say."""
 
     id: str
     channel: str

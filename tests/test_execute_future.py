@@ -138,3 +138,16 @@ def test_the_future_cannot_be_cancelled(server: RelayTestServer, make_client: Ma
     assert future.cancel() is False
     assert future.running()
     server.wait_for_request("calling.answer")  # sent all the same
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), -1.0, "5"])
+def test_a_bad_timeout_is_refused_before_anything_is_sent(
+    server: RelayTestServer, make_client: MakeClient, timeout: Any
+) -> None:
+    client = make_client()
+    with pytest.raises(ValueError, match="timeout"):
+        client.execute_future("never.sent", {}, timeout=timeout)
+    with pytest.raises(ValueError, match="timeout"):
+        client.execute("never.sent", {}, timeout=timeout)
+    client.execute("marker", {})  # answered in order: had they gone out, they would be recorded by now
+    assert server.requests("never.sent") == []
