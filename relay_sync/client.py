@@ -423,7 +423,7 @@ class RelayClient:
                     ping_interval=self._config.ping_interval,
                     reconnect_backoff=self._config.reconnect_backoff,
                     ca_file=self._config.ca_file,
-                    proxy=self._config.proxy.websocket_options() if self._config.proxy else None,
+                    proxy=self._config.proxy,
                 ),
                 connect_params=self._connect_params,
                 on_event=self._route_event,

@@ -48,16 +48,6 @@ class ProxySettings:
     port: int
     auth: tuple[str, str] | None = field(default=None, repr=False)
 
-    def websocket_options(self) -> dict[str, object]:
-        options: dict[str, object] = {
-            "http_proxy_host": self.host,
-            "http_proxy_port": self.port,
-            "proxy_type": "http",
-        }
-        if self.auth is not None:
-            options["http_proxy_auth"] = self.auth
-        return options
-
     def requests_proxies(self) -> dict[str, str]:
         return {"http": self.url, "https": self.url}
 

@@ -29,10 +29,12 @@ import ssl
 import threading
 from base64 import b64encode
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests.utils
 import websocket
-from websocket._url import get_proxy_info, parse_url
 
+from .config import ProxySettings, parse_proxy
 from .errors import RelayError
 
 # Why a watch stopped an attempt.
@@ -92,28 +94,29 @@ def open_websocket(
     url: str,
     *,
     ssl_context: ssl.SSLContext | None,
-    proxy: dict[str, Any] | None,
+    proxy: ProxySettings | None,
     timeout: float,
     watch: OpeningWatch,
 ) -> websocket.WebSocket:
     """TCP, proxy tunnel, TLS and the WebSocket upgrade; raises what the network raised,
-    or ``RelayError("redirect_refused")`` when the server answers the upgrade with a redirect."""
-    hostname, port, _resource, is_secure = parse_url(url)
-    options = proxy or {}
-    proxy_host, proxy_port, proxy_auth = get_proxy_info(
-        hostname,
-        is_secure,
-        options.get("http_proxy_host"),
-        options.get("http_proxy_port", 0),
-        options.get("http_proxy_auth"),
-    )
-    if proxy_host:
-        sock = _connect_tcp(proxy_host, int(proxy_port or 80), timeout, watch)
+    or ``RelayError("redirect_refused")`` when the server answers the upgrade with a redirect.
+
+    ``proxy`` is the client's ``proxy=``; without one, the environment's proxy for
+    ``url`` applies (see ``environment_proxy``).
+    """
+    parts = urlsplit(url)
+    is_secure = parts.scheme == "wss"
+    hostname = parts.hostname or ""
+    port = parts.port or (443 if is_secure else 80)
+    if proxy is None:
+        proxy = environment_proxy(url)
+    if proxy is not None:
+        sock = _connect_tcp(proxy.host, proxy.port, timeout, watch)
     else:
         sock = _connect_tcp(hostname, port, timeout, watch)
     try:
-        if proxy_host:
-            _tunnel(sock, hostname, port, proxy_auth)
+        if proxy is not None:
+            _tunnel(sock, hostname, port, proxy.auth)
         if is_secure:
             sock = _start_tls(sock, ssl_context or ssl.create_default_context(), hostname, watch)
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
@@ -127,6 +130,29 @@ def open_websocket(
         sock.close()
         raise
     return ws
+
+
+def environment_proxy(url: str) -> ProxySettings | None:
+    """The HTTP proxy the environment names for a ``ws://``/``wss://`` ``url``, or None.
+
+    The rules are requests' (``https_proxy`` for ``wss``, ``http_proxy`` for
+    ``ws``, ``all_proxy``, and ``no_proxy`` with its domain suffixes and address
+    ranges), so the socket and the REST helpers always agree on whether a host
+    goes through the proxy. A proxy without a scheme is taken as ``http://``.
+    """
+    as_http = ("https" if url.startswith("wss:") else "http") + url[url.index(":") :]
+    chosen = requests.utils.select_proxy(as_http, requests.utils.get_environ_proxies(as_http))
+    if not chosen:
+        return None
+    try:
+        return parse_proxy(chosen if "://" in chosen else f"http://{chosen}")
+    except ValueError:
+        # Say which variable without echoing its value: it may carry a password.
+        raise RelayError(
+            "connect_failed",
+            "the proxy set in the environment (https_proxy, http_proxy or all_proxy) is not "
+            "an http:// proxy; relay_sync tunnels through HTTP proxies (CONNECT) only",
+        ) from None
 
 
 def trust_context(ca_file: str | None) -> ssl.SSLContext:

@@ -40,6 +40,7 @@ from typing import Any, Callable
 import tenacity
 import websocket
 
+from .config import ProxySettings
 from .errors import (
     AuthenticationError,
     BacklogFullError,
@@ -114,7 +115,7 @@ class TransportOptions:
     ping_interval: float
     reconnect_backoff: tuple[float, float]
     ca_file: str | None = None  # added to the system's trust store
-    proxy: dict[str, Any] | None = None  # websocket-client's http_proxy_* options
+    proxy: ProxySettings | None = None  # the client's proxy=; None: the environment's, if any
 
 
 @dataclass

@@ -85,23 +85,70 @@ def test_proxy_that_refuses_is_a_relay_error(server: RelayTestServer) -> None:
         assert server.requests("signalwire.connect") == []
 
 
-def test_proxy_from_environment(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No proxy variable from the machine running the tests, in either case."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(
+    ("variable", "with_scheme"),
+    [("http_proxy", True), ("HTTP_PROXY", True), ("all_proxy", True), ("http_proxy", False)],
+)
+def test_proxy_from_environment(
+    server: RelayTestServer, proxy_env: pytest.MonkeyPatch, variable: str, with_scheme: bool
+) -> None:
     with ConnectProxy() as proxy:
-        monkeypatch.setenv("http_proxy", proxy.url)  # ws:// uses http_proxy, wss:// https_proxy
-        monkeypatch.delenv("no_proxy", raising=False)
-        monkeypatch.delenv("NO_PROXY", raising=False)
+        # ws:// uses http_proxy, wss:// https_proxy; all_proxy serves both; a bare host:port is http://
+        proxy_env.setenv(variable, proxy.url if with_scheme else proxy.url.removeprefix("http://"))
         with RelayClient(**server.client_kwargs()) as client:
-            assert client.connected
+            assert client.execute("via.proxy", {})["code"] == "200"
         assert proxy.targets == [server.relay_host]
 
 
-def test_no_proxy_bypasses_the_proxy(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_proxy_from_environment_carries_wss(
+    tls_server: RelayTestServer, ca_file: str, proxy_env: pytest.MonkeyPatch
+) -> None:
     with ConnectProxy() as proxy:
-        monkeypatch.setenv("http_proxy", proxy.url)
-        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        proxy_env.setenv("https_proxy", proxy.url)
+        with RelayClient(**tls_kwargs(tls_server, ca_file=ca_file)) as client:
+            assert client.connected
+        assert proxy.targets == [f"localhost:{tls_server.port}"]
+
+
+@pytest.mark.parametrize("no_proxy", ["127.0.0.1", "127.0.0.0/8", "*", "example.com, 127.0.0.1"])
+def test_no_proxy_bypasses_the_proxy(server: RelayTestServer, proxy_env: pytest.MonkeyPatch, no_proxy: str) -> None:
+    with ConnectProxy() as proxy:
+        proxy_env.setenv("http_proxy", proxy.url)
+        proxy_env.setenv("no_proxy", no_proxy)
         with RelayClient(**server.client_kwargs()) as client:
             assert client.connected
         assert proxy.targets == []
+
+
+def test_an_explicit_proxy_wins_over_the_environment(server: RelayTestServer, proxy_env: pytest.MonkeyPatch) -> None:
+    with ConnectProxy() as explicit, ConnectProxy() as from_environment:
+        proxy_env.setenv("http_proxy", from_environment.url)
+        with RelayClient(**server.client_kwargs(proxy=explicit.url)) as client:
+            assert client.connected
+        assert (explicit.targets, from_environment.targets) == ([server.relay_host], [])
+
+
+def test_a_proxy_from_the_environment_that_is_not_http_is_a_clear_error(
+    server: RelayTestServer, proxy_env: pytest.MonkeyPatch
+) -> None:
+    proxy_env.setenv("http_proxy", "socks5://user:hunter2@127.0.0.1:1080")
+    client = RelayClient(**server.client_kwargs())
+    with pytest.raises(RelayError, match="not an http:// proxy") as caught:
+        client.connect(timeout=5)
+    assert "hunter2" not in str(caught.value)
+    assert server.requests("signalwire.connect") == []
 
 
 @pytest.mark.parametrize("url", ["socks5://127.0.0.1:1080", "127.0.0.1:3128", "http://:80"])
