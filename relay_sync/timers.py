@@ -27,18 +27,36 @@ log = logging.getLogger(__name__)
 MAX_WAIT = 24 * 60 * 60.0
 
 
+# A cancelled timer stays in the heap until it comes up or the heap is compacted:
+# compaction runs once cancelled entries are this many and at least half the heap.
+COMPACT_AT = 64
+
+
+def _nothing() -> None:
+    pass
+
+
 class Timer:
     """A scheduled callback; ``cancel()`` keeps it from running."""
 
-    __slots__ = ("callback", "cancelled", "deadline")
+    __slots__ = ("_owner", "callback", "cancelled", "deadline")
 
-    def __init__(self, deadline: float, callback: Callable[[], None]) -> None:
+    def __init__(self, deadline: float, callback: Callable[[], None], owner: TimerThread | None = None) -> None:
         self.deadline = deadline
         self.callback = callback
         self.cancelled = False
+        self._owner = owner
 
     def cancel(self) -> None:
+        """Keep the callback from running, and let go of it (and of what it holds) now,
+        not at the deadline: a request's timeout may be far away. Idempotent."""
+        if self.cancelled:
+            return
         self.cancelled = True
+        self.callback = _nothing
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.cancelled_one()
 
 
 class TimerThread:
@@ -49,6 +67,7 @@ class TimerThread:
         self._sequence = itertools.count()  # tie-breaker: heap entries never compare Timers
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._cancelled = 0  # cancelled timers possibly still in the heap (an upper bound)
 
     def start(self) -> None:
         with self._condition:
@@ -63,6 +82,7 @@ class TimerThread:
         with self._condition:
             self._stopped = True
             self._heap.clear()
+            self._cancelled = 0
             thread, self._thread = self._thread, None
             self._condition.notify()
         # ident is None for a thread stop() caught between being recorded and started
@@ -71,7 +91,7 @@ class TimerThread:
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
         """Run ``callback`` on the timer thread after ``delay`` seconds (NaN or below 0: at once)."""
-        timer = Timer(time.monotonic() + (delay if delay > 0 else 0.0), callback)
+        timer = Timer(time.monotonic() + (delay if delay > 0 else 0.0), callback, self)
         with self._condition:
             if self._stopped:
                 timer.cancel()
@@ -80,6 +100,21 @@ class TimerThread:
             if self._heap[0][2] is timer:  # a new earliest deadline: wake the thread to re-arm
                 self._condition.notify()
         return timer
+
+    def cancelled_one(self) -> None:
+        """A timer of ours was cancelled: drop the dead entries once they are many, so
+        a client that times out many far-off requests early keeps a small heap."""
+        with self._condition:
+            self._cancelled += 1
+            if self._cancelled >= COMPACT_AT and self._cancelled * 2 >= len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def pending_count(self) -> int:
+        """Timers in the heap (cancelled ones not yet dropped included): for stats and tests."""
+        with self._condition:
+            return len(self._heap)
 
     def _run(self) -> None:
         while True:
@@ -101,6 +136,7 @@ class TimerThread:
             deadline, _, timer = self._heap[0]
             if timer.cancelled:
                 heapq.heappop(self._heap)
+                self._cancelled = max(0, self._cancelled - 1)
                 continue
             remaining = deadline - time.monotonic()
             if remaining > 0:

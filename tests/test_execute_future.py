@@ -6,8 +6,10 @@ run on the handler pool; its timeout is kept without anyone blocking on it.
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
+import weakref
 from concurrent.futures import Future
 from typing import Any, Callable
 
@@ -151,3 +153,16 @@ def test_a_bad_timeout_is_refused_before_anything_is_sent(
         client.execute("never.sent", {}, timeout=timeout)
     client.execute("marker", {})  # answered in order: had they gone out, they would be recorded by now
     assert server.requests("never.sent") == []
+
+
+def test_an_answered_request_holds_nothing_until_its_far_timeout(
+    server: RelayTestServer, make_client: MakeClient
+) -> None:
+    server.respond("big.answer", result={"code": "200", "blob": "x" * 100_000})
+    client = make_client()
+    futures = [client.execute_future("big.answer", {}, timeout=600) for _ in range(50)]
+    assert all(future.result(timeout=WAIT)["code"] == "200" for future in futures)
+    alive = [weakref.ref(future) for future in futures]
+    del futures
+    gc.collect()
+    assert [ref for ref in alive if ref() is not None] == []  # no timer still holds them for ten minutes
