@@ -104,7 +104,8 @@ def retry_delay(retry: int, low: float, high: float) -> float:
     """
     if retry <= 1:
         return random.uniform(0, low / 2)
-    return min(low * 2.0 ** min(retry - 2, 32), high - low) + random.uniform(0, low)
+    # The outer min: (high - low) + jitter may round one float step above high.
+    return min(high, min(low * 2.0 ** min(retry - 2, 32), high - low) + random.uniform(0, low))
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,9 @@ class Transport:
         except FutureTimeout:
             if self._stop_waiting(pending):
                 raise RelayTimeoutError(f"{method} got no response within {wait:g} s") from None
-            return pending.future.result(0)  # the answer slipped in while we gave up
+            # The answer (or a failure) slipped in as we gave up: whoever took the request
+            # from the table settles its future right after, so this wait is short.
+            return pending.future.result()
 
     def request_into(self, outcome: Future[JSONDict], method: str, params: JSONDict, timeout: float | None) -> None:
         """Send a request without blocking; ``outcome`` settles as ``request`` would return or raise.
@@ -291,6 +294,7 @@ class Transport:
         def expire() -> None:  # timer thread
             if self._stop_waiting(pending):
                 fail(outcome, RelayTimeoutError(f"{method} got no response within {wait:g} s"))
+            # else the answer or failure came first: `answered` passes it on
 
         deadline = self.timers.call_later(wait, expire)
 
@@ -305,10 +309,10 @@ class Transport:
         pending.future.add_done_callback(answered)
 
     def _stop_waiting(self, pending: PendingRequest) -> bool:
-        """Stop waiting for ``pending``: True if it was still unanswered (the
-        link is then suspect), False if its answer or failure came first."""
-        self.abandon(pending)
-        if pending.future.done():
+        """Stop waiting for ``pending``: True if it was still unanswered (it is then
+        never sent or settled, and the link is suspect). False if its answer or failure
+        came first: whoever took it from the table settles its future."""
+        if not self.abandon(pending):
             return False
         self._keepalive.suspect()
         return True
@@ -338,9 +342,9 @@ class Transport:
             link.writer.send(pending)
         return pending
 
-    def abandon(self, pending: PendingRequest) -> None:
+    def abandon(self, pending: PendingRequest) -> bool:
         """Forget a request whose caller stopped waiting: never send it later.
-        Counted as timed out unless its answer (or failure) came first."""
+        Counted as timed out, and True, unless its answer (or failure) came first."""
         with self._state_lock:
             try:
                 self._backlog.remove(pending)
@@ -349,6 +353,7 @@ class Transport:
                 gave_up = self._pending.discard(pending.request_id)
             if gave_up:
                 self._requests_timed_out += 1
+        return gave_up
 
     def force_reconnect(self, reason: str = "requested") -> None:
         """Drop the socket; the I/O thread notices and reconnects."""
@@ -555,7 +560,11 @@ class Transport:
             pending = self.submit("signalwire.ping", {})
         except RelayError:
             return None
-        return lambda: self.abandon(pending)
+
+        def forget() -> None:  # the keepalive stops waiting for this ping
+            self.abandon(pending)
+
+        return forget
 
     # -- the I/O thread ----------------------------------------------------
 
