@@ -108,15 +108,14 @@ def open_websocket(
     is_secure = parts.scheme == "wss"
     hostname = parts.hostname or ""
     port = parts.port or (443 if is_secure else 80)
+    from_environment = proxy is None
     if proxy is None:
         proxy = environment_proxy(url)
     if proxy is not None:
-        sock = _connect_tcp(proxy.host, proxy.port, timeout, watch)
+        sock = _through_proxy(proxy, hostname, port, timeout, watch, from_environment=from_environment)
     else:
         sock = _connect_tcp(hostname, port, timeout, watch)
     try:
-        if proxy is not None:
-            _tunnel(sock, hostname, port, proxy.auth)
         if is_secure:
             sock = _start_tls(sock, ssl_context or ssl.create_default_context(), hostname, watch)
         ws = websocket.WebSocket(skip_utf8_validation=True, enable_multithread=True)
@@ -141,18 +140,40 @@ def environment_proxy(url: str) -> ProxySettings | None:
     goes through the proxy. A proxy without a scheme is taken as ``http://``.
     """
     as_http = ("https" if url.startswith("wss:") else "http") + url[url.index(":") :]
-    chosen = requests.utils.select_proxy(as_http, requests.utils.get_environ_proxies(as_http))
-    if not chosen:
+    chosen = (requests.utils.select_proxy(as_http, requests.utils.get_environ_proxies(as_http)) or "").strip()
+    if not chosen:  # unset, or blank
         return None
     try:
         return parse_proxy(chosen if "://" in chosen else f"http://{chosen}")
-    except ValueError:
-        # Say which variable without echoing its value: it may carry a password.
+    except ValueError as error:
+        # parse_proxy's message never holds the value, which may carry a password.
+        # Not a transient code: run() must not retry what only a new setting fixes.
         raise RelayError(
-            "connect_failed",
-            "the proxy set in the environment (https_proxy, http_proxy or all_proxy) is not "
-            "an http:// proxy; relay_sync tunnels through HTTP proxies (CONNECT) only",
+            "proxy_invalid",
+            f"the proxy set in the environment (https_proxy, http_proxy or all_proxy) is not usable: {error}",
         ) from None
+
+
+def _through_proxy(
+    proxy: ProxySettings, host: str, port: int, timeout: float, watch: OpeningWatch, *, from_environment: bool
+) -> socket.socket:
+    """A socket tunnelled through ``proxy`` to ``host:port`` (CONNECT)."""
+    sock: socket.socket | None = None
+    try:
+        sock = _connect_tcp(proxy.host, proxy.port, timeout, watch)
+        _tunnel(sock, host, port, proxy.auth)
+    except BaseException as error:
+        if sock is not None:
+            sock.close()
+        timed_out = isinstance(error, (TimeoutError, socket.timeout, websocket.WebSocketTimeoutException))
+        if from_environment and isinstance(error, (OSError, websocket.WebSocketException)) and not timed_out:
+            # Nobody passed this proxy to the client: say where it came from, and the way round it.
+            raise websocket.WebSocketProxyException(
+                f"{error} (through the proxy named by https_proxy/http_proxy/all_proxy; "
+                f"add {host} to no_proxy to connect directly)"
+            ) from error
+        raise
+    return sock
 
 
 def trust_context(ca_file: str | None) -> ssl.SSLContext:

@@ -21,6 +21,18 @@ from relay_sync.testing import RelayEmulator, RelayTestServer
 from .emulator_support import RING_TIMEOUT, TIME_FACTOR, Connect
 from .fast_clients import FAST, relay_threads
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
+@pytest.fixture(autouse=True)
+def no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to 127.0.0.1, and relay_sync follows the proxy variables as requests
+    does (loopback included): a proxy set on the machine running the tests must not
+    carry their sockets. A test that wants one sets it."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
 
 @pytest.fixture
 def server() -> Iterator[RelayTestServer]:

@@ -85,69 +85,101 @@ def test_proxy_that_refuses_is_a_relay_error(server: RelayTestServer) -> None:
         assert server.requests("signalwire.connect") == []
 
 
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
-
-
-@pytest.fixture
-def proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No proxy variable from the machine running the tests, in either case."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    return monkeypatch
-
-
 @pytest.mark.parametrize(
     ("variable", "with_scheme"),
     [("http_proxy", True), ("HTTP_PROXY", True), ("all_proxy", True), ("http_proxy", False)],
 )
 def test_proxy_from_environment(
-    server: RelayTestServer, proxy_env: pytest.MonkeyPatch, variable: str, with_scheme: bool
+    server: RelayTestServer, monkeypatch: pytest.MonkeyPatch, variable: str, with_scheme: bool
 ) -> None:
     with ConnectProxy() as proxy:
         # ws:// uses http_proxy, wss:// https_proxy; all_proxy serves both; a bare host:port is http://
-        proxy_env.setenv(variable, proxy.url if with_scheme else proxy.url.removeprefix("http://"))
+        monkeypatch.setenv(variable, proxy.url if with_scheme else proxy.url.removeprefix("http://"))
         with RelayClient(**server.client_kwargs()) as client:
             assert client.execute("via.proxy", {})["code"] == "200"
         assert proxy.targets == [server.relay_host]
 
 
 def test_https_proxy_from_environment_carries_wss(
-    tls_server: RelayTestServer, ca_file: str, proxy_env: pytest.MonkeyPatch
+    tls_server: RelayTestServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with ConnectProxy() as proxy:
-        proxy_env.setenv("https_proxy", proxy.url)
+        monkeypatch.setenv("https_proxy", proxy.url)
         with RelayClient(**tls_kwargs(tls_server, ca_file=ca_file)) as client:
             assert client.connected
         assert proxy.targets == [f"localhost:{tls_server.port}"]
 
 
 @pytest.mark.parametrize("no_proxy", ["127.0.0.1", "127.0.0.0/8", "*", "example.com, 127.0.0.1"])
-def test_no_proxy_bypasses_the_proxy(server: RelayTestServer, proxy_env: pytest.MonkeyPatch, no_proxy: str) -> None:
+def test_no_proxy_bypasses_the_proxy(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch, no_proxy: str) -> None:
     with ConnectProxy() as proxy:
-        proxy_env.setenv("http_proxy", proxy.url)
-        proxy_env.setenv("no_proxy", no_proxy)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("no_proxy", no_proxy)
         with RelayClient(**server.client_kwargs()) as client:
             assert client.connected
         assert proxy.targets == []
 
 
-def test_an_explicit_proxy_wins_over_the_environment(server: RelayTestServer, proxy_env: pytest.MonkeyPatch) -> None:
+def test_an_explicit_proxy_wins_over_the_environment(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> None:
     with ConnectProxy() as explicit, ConnectProxy() as from_environment:
-        proxy_env.setenv("http_proxy", from_environment.url)
+        monkeypatch.setenv("http_proxy", from_environment.url)
         with RelayClient(**server.client_kwargs(proxy=explicit.url)) as client:
             assert client.connected
         assert (explicit.targets, from_environment.targets) == ([server.relay_host], [])
 
 
 def test_a_proxy_from_the_environment_that_is_not_http_is_a_clear_error(
-    server: RelayTestServer, proxy_env: pytest.MonkeyPatch
+    server: RelayTestServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy_env.setenv("http_proxy", "socks5://user:hunter2@127.0.0.1:1080")
+    monkeypatch.setenv("http_proxy", "socks5://user:hunter2@127.0.0.1:1080")
     client = RelayClient(**server.client_kwargs())
-    with pytest.raises(RelayError, match="not an http:// proxy") as caught:
+    with pytest.raises(RelayError, match="an HTTP proxy that supports CONNECT") as caught:
         client.connect(timeout=5)
     assert "hunter2" not in str(caught.value)
+    assert server.requests("signalwire.connect") == []
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_a_blank_proxy_variable_is_no_proxy(
+    server: RelayTestServer, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("http_proxy", value)
+    with RelayClient(**server.client_kwargs()) as client:
+        assert client.execute("direct", {})["code"] == "200"
+
+
+def test_a_proxy_variable_with_spaces_around_it_still_works(
+    server: RelayTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ConnectProxy() as proxy:
+        monkeypatch.setenv("http_proxy", f"  {proxy.url}\n")
+        with RelayClient(**server.client_kwargs()) as client:
+            assert client.connected
+        assert proxy.targets == [server.relay_host]
+
+
+@pytest.mark.parametrize("value", ["http://", "http://:3128", "http://user:hunter2@proxy.invalid:99999"])
+def test_an_unusable_proxy_variable_stops_run_instead_of_retrying(
+    server: RelayTestServer, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("http_proxy", value)
+    client = RelayClient(**server.client_kwargs(reconnect_backoff=(0.05, 0.2)))
+    with pytest.raises(RelayError) as caught:
+        client.run()  # retrying cannot fix a setting: run() raises at once
+    assert caught.value.code == "proxy_invalid"
+    assert "not usable" in str(caught.value) and "hunter2" not in str(caught.value)
+    assert server.requests("signalwire.connect") == []
+
+
+def test_a_refusing_environment_proxy_says_how_to_go_around_it(
+    server: RelayTestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ConnectProxy(credentials=("alice", "s3cret")) as proxy:  # refuses a CONNECT without them
+        monkeypatch.setenv("http_proxy", proxy.url)
+        client = RelayClient(**server.client_kwargs())
+        with pytest.raises(RelayError, match="no_proxy") as caught:
+            client.connect(timeout=5)
+    assert "127.0.0.1" in str(caught.value)
     assert server.requests("signalwire.connect") == []
 
 

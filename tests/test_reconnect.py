@@ -105,7 +105,7 @@ def test_backlog_is_capped(server: RelayTestServer, make_client: MakeClient) -> 
     server.pause_logins()
     server.session().drop()
     server.wait_for_request("signalwire.connect", count=2)
-    queued = [client.execute_future("queued.method", {"n": n}) for n in range(BACKLOG_LIMIT)]
+    queued = [client.execute_future("queued.method", {"n": n}, timeout=60) for n in range(BACKLOG_LIMIT)]
     with pytest.raises(BacklogFullError) as caught:
         client.execute("one.too.many", {})
     assert caught.value.code == "backlog_full"

@@ -176,7 +176,8 @@ def test_drop_while_200_requests_are_queued(server: RelayTestServer, make_client
     server.pause_logins()
     server.session().drop()
     login_session(server, 2)
-    queued = [client.execute_future("queued.method", {"n": n}) for n in range(200)]
+    # A generous timeout: these wait through two reconnects on a possibly busy machine.
+    queued = [client.execute_future("queued.method", {"n": n}, timeout=60) for n in range(200)]
     assert client.stats()["backlog"] == 200
 
     login_session(server, 2).drop()  # the link fails again with all 200 waiting
