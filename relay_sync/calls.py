@@ -777,7 +777,8 @@ class CallingService:
         """The client closed: fail every dial, action and wait still pending."""
         with self._lock:
             self._closed = True
-        self._drop_everything(error)
+        self._dialer.close(error)
+        self._drop_calls(error)
 
     def _session_started(self, resumed: bool) -> None:
         """After a reconnect that did not resume the session, the server sends the
@@ -785,18 +786,19 @@ class CallingService:
         if resumed:
             return
         error = SessionLostError()
-        dropped = self._drop_everything(error)
-        if dropped:
-            log.warning("%d call(s) dropped: %s", dropped, error.message)
+        # Runs before the queued requests go out: dials still queued belong to the new session.
+        dials = self._dialer.session_lost(error)
+        dropped = self._drop_calls(error)
+        if dropped or dials:
+            log.warning("%d call(s) and %d dial(s) dropped: %s", dropped, dials, error.message)
 
-    def _drop_everything(self, error: RelayError) -> int:
-        """Empty the call table and fail every dial; returns how many calls were dropped."""
+    def _drop_calls(self, error: RelayError) -> int:
+        """Empty the call table, failing what waits on each call; returns how many were dropped."""
         with self._lock:
             calls = list(self._calls.values())
             self._calls.clear()
             self._inbound.clear()
             self._slots = set(self._handling)  # handlers still running keep their slots
-        self._dialer.close(error)
         for call in calls:
             call._detach(error)
         return len(calls)

@@ -26,7 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
 
 from .commands import HANGUP, Devices, device_groups
 from .config import check_duration
@@ -40,7 +40,7 @@ from .constants import (
 from .errors import ConnectionLostError, DialFailedError, RelayError, RelayTimeoutError
 from .events import RelayEvent
 from .futures import HandoffFuture, fail, settle
-from .rpc import JSONDict
+from .rpc import JSONDict, PendingRequest
 from .timers import Timer
 
 if TYPE_CHECKING:
@@ -96,13 +96,18 @@ LATE_LEGS_PER_DIAL = 100
 
 
 class _PendingDial(Generic[LegT]):
-    __slots__ = ("future", "legs", "tag", "timer")
+    __slots__ = ("future", "legs", "request", "tag", "timer")
 
     def __init__(self, tag: str, future: Future[LegT]) -> None:
         self.tag = tag
         self.future = future
         self.legs: dict[str, LegT] = {}
         self.timer: Timer | None = None
+        self.request: PendingRequest | None = None  # its calling.dial, once submitted
+
+    def sent(self) -> bool:
+        """Its calling.dial went out on a socket (not still queued, or not yet made)."""
+        return self.request is not None and self.request.sent
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -162,9 +167,8 @@ class Dialer(Generic[LegT]):
         # the session-start hooks that runs take this lock.
         try:
             timer = session.call_later(timeout, lambda: self._expire(tag, timeout))
-        except RelayError:  # before connect() or after disconnect(): the dial never started
-            with self._lock:
-                self._dials.pop(tag, None)
+        except BaseException:  # before connect() or after disconnect(): the dial never started
+            self._withdraw(dial)
             raise
         with self._lock:
             if self._dials.get(tag) is dial:
@@ -173,11 +177,19 @@ class Dialer(Generic[LegT]):
                 timer.cancel()
         try:
             pending = session.submit(DIAL_METHOD, params)
-        except RelayError as error:
-            self._end(tag, error)
+        except BaseException:  # closed, backlog full, or params that are not JSON: nothing went out
+            self._withdraw(dial)
             raise
+        dial.request = pending
         pending.future.add_done_callback(lambda request: self._request_done(tag, request))
         return dial.future
+
+    def _withdraw(self, dial: _PendingDial[LegT]) -> None:
+        """Forget a dial whose request never went out: no legs can come, so its tag is free at once."""
+        with self._lock:
+            if self._dials.get(dial.tag) is dial:
+                del self._dials[dial.tag]
+        dial.cancel_timer()
 
     # -- I/O thread -------------------------------------------------------------
 
@@ -315,10 +327,27 @@ class Dialer(Generic[LegT]):
             log.debug("could not hang up call %s of a finished dial: %s", call_id, error)
 
     def close(self, error: RelayError) -> None:
-        """Fail every dial in flight (the client closed, or its session was lost)."""
+        """Fail every dial in flight: the client closed."""
+        self._fail_where(error, lambda dial: True)
+
+    def session_lost(self, error: RelayError) -> int:
+        """A reconnect did not resume the session (I/O thread, before the backlog goes out):
+        fail the dials sent on the lost one, whose events now go nowhere; returns how many.
+
+        A dial whose request is still queued (or not yet made) goes out on the new
+        session and keeps waiting: failing it would leave its call placed, unseen.
+        """
+        return self._fail_where(error, _PendingDial.sent)
+
+    def _fail_where(self, error: RelayError, which: Callable[[_PendingDial[LegT]], bool]) -> int:
+        """Fail the dials ``which`` picks; their tags are kept, so a leg that shows up
+        later is hung up rather than left ringing with nobody to take it."""
         with self._lock:
-            dials = list(self._dials.values())
-            self._dials.clear()
+            dials = [dial for dial in self._dials.values() if which(dial)]
+            for dial in dials:
+                del self._dials[dial.tag]
+                self._remember_finished(dial.tag, "failed", set())
         for dial in dials:
             dial.cancel_timer()
             fail(dial.future, error)
+        return len(dials)

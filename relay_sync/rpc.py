@@ -151,6 +151,11 @@ class PendingRequest:
         self.sent_at = 0.0  # monotonic time it went on the wire (set by PendingTable.add)
         self.future: Future[JSONDict] = Future()
 
+    @property
+    def sent(self) -> bool:
+        """True once it went out on a live socket; False while it waits in the reconnect backlog."""
+        return self.sent_at > 0.0
+
     def fail(self, error: BaseException) -> None:
         fail(self.future, error)
 

@@ -433,9 +433,11 @@ class Transport:
         link.writer.limit_sends()
         resumed = self._store_session(result)
         self._auth_failures = 0
-        self._flush_backlog(link)
         log.debug("RELAY session %s on %s", "resumed" if resumed else "started", self._options.url)
+        # The hooks run before the backlog goes out: a service failing what a lost session
+        # took with it then still finds every queued request unsent, as one of this session's.
         self._on_session(resumed)
+        self._flush_backlog(link)
         return link
 
     def _open_and_authenticate(self, watch: OpeningWatch, timeout: float) -> tuple[Link, JSONDict]:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import pytest
 
-from relay_sync import Message, RelayClient
+from relay_sync import Message, RelayClient, RelayError
 from relay_sync.rpc import JSONDict
 from relay_sync.testing import RelayTestServer, ServerSession
 
@@ -199,3 +199,32 @@ def test_a_forked_child_renews_the_video_subscriptions_and_hears_the_room(monkey
             assert joined.get(timeout=10) == "alice"  # the parent hears the room too
         finally:
             client.disconnect()
+
+
+def test_a_forked_childs_first_dial_connects_and_settles(
+    server: RelayTestServer, make_client: Callable[..., RelayClient]
+) -> None:
+    """The child's first dial connects afresh; the new session's start must not fail it."""
+    device = {"type": "phone", "params": {"to_number": "+15550000001", "from_number": "+15559999999"}}
+
+    def answered(session: ServerSession, params: JSONDict, result: JSONDict) -> None:
+        leg = {"call_id": f"leg-of-{params['tag']}", "node_id": "node-1", "tag": params["tag"]}
+        session.push_event("calling.call.state", dict(leg, call_state="answered"))
+        session.push_event("calling.call.dial", {"tag": params["tag"], "dial_state": "answered", "call": leg})
+
+    server.respond("calling.dial", after=answered)
+    client = make_client()
+
+    def child() -> dict:
+        try:
+            call = client.dial_future([[device]], tag="forked").result(timeout=5)
+            report = {"call_id": call.call_id, "active_calls": client.stats()["active_calls"]}
+        except RelayError as error:
+            report = {"dial_failed": repr(error)}
+        client.disconnect()
+        return report
+
+    report = run_in_child(child)
+    assert report == {"call_id": "leg-of-forked", "active_calls": 1}
+    assert [frame["params"]["tag"] for frame in server.requests("calling.dial")] == ["forked"]
+    assert server.requests("calling.end") == []
