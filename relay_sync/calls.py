@@ -43,7 +43,7 @@ from .errors import (
     SessionLostError,
 )
 from .events import CallStateEvent, ConnectEvent, RelayEvent, parse_event, text_field
-from .futures import HandoffFuture, fail, settle, wait_result, wait_timeout
+from .futures import HandoffFuture, copy_for_waiter, fail, settle, wait_result, wait_timeout
 from .ordered import OrderedRunner
 from .pool import run_user_code
 from .rpc import JSONDict, new_id
@@ -58,6 +58,8 @@ EventHandler = Callable[[RelayEvent], Any]
 
 # The order a call goes through its states, for "has it reached X yet?".
 _STATE_ORDER = (CALL_STATE_CREATED, CALL_STATE_RINGING, CALL_STATE_ANSWERED, CALL_STATE_ENDING, CALL_STATE_ENDED)
+# The states on the way up: a call ending does not mean it rang or was answered.
+_PROGRESS_STATES = (CALL_STATE_CREATED, CALL_STATE_RINGING, CALL_STATE_ANSWERED)
 # connect_state values that end a bridge attempt.
 _CONNECTED, _CONNECT_FAILED, _DISCONNECTED = "connected", "failed", "disconnected"
 
@@ -123,6 +125,10 @@ class Call(CallCommands):
         self._waiters: list[_Waiter] = []
         self._ended_event: RelayEvent | None = None
         self._last_state_event: RelayEvent | None = None
+        # The furthest of _PROGRESS_STATES the call reached, and its event (None: a state it started in).
+        self._furthest: str | None = None
+        self._furthest_event: RelayEvent | None = None
+        self._note_progress(self._state, None)
         self._peer: Call | None = None
         self._detached: RelayError | None = None  # passed back to routing, or the client closed
         self._listener_runner = OrderedRunner(self._handler_pool, f"call {self.call_id!r}")
@@ -178,7 +184,7 @@ class Call(CallCommands):
             if ended is None and detached is None:
                 self._waiters.append(waiter)
         if detached is not None:
-            raise detached
+            raise copy_for_waiter(detached)
         return ended
 
     def wait_for(
@@ -220,10 +226,32 @@ class Call(CallCommands):
         """Block until the call is ending (at once if it is ending or ended)."""
         return self._wait_for_state(CALL_STATE_ENDING, timeout)
 
+    def _note_progress(self, state: str | None, event: RelayEvent | None) -> None:
+        """Remember ``state`` if it is further up than any reached before (lock held, or construction)."""
+        if state not in _PROGRESS_STATES:
+            return
+        if self._furthest is None or _PROGRESS_STATES.index(state) > _PROGRESS_STATES.index(self._furthest):
+            self._furthest, self._furthest_event = state, event
+
+    def _reached_now(self, target: str) -> RelayEvent | None:
+        """The state event showing the call reached ``target`` (or went past it), else None (lock held).
+
+        Ringing and answered are judged by the furthest state the call went through,
+        not the latest: a call that ended unanswered never reached answered."""
+        if target in _PROGRESS_STATES:
+            state, event = self._furthest, self._furthest_event
+            if state is None or _PROGRESS_STATES.index(state) < _PROGRESS_STATES.index(target):
+                return None
+        else:
+            state, event = self._state, self._last_state_event
+            if state not in _STATE_ORDER or _STATE_ORDER.index(state) < _STATE_ORDER.index(target):
+                return None
+        return event if event is not None else self._state_snapshot(state)
+
     def _wait_for_state(self, target: str, timeout: float | None) -> RelayEvent:
-        """The async SDK's state waits: return at once when the call is at ``target`` or past
-        it, else wait for the state event that reaches it. Checked and registered under one
-        lock hold, so a state event cannot slip between the two."""
+        """The async SDK's state waits: return at once when the call reached ``target`` or
+        went past it, else wait for the state event that reaches it. Checked and registered
+        under one lock hold, so a state event cannot slip between the two."""
         rank = _STATE_ORDER.index(target)
 
         def reached(event: RelayEvent) -> bool:
@@ -234,17 +262,14 @@ class Call(CallCommands):
 
         waiter = _Waiter(EVENT_CALL_STATE)
         with self._lock:
-            state = self._state
-            now: RelayEvent | None = None
-            if state in _STATE_ORDER and _STATE_ORDER.index(state) >= rank:
-                now = self._last_state_event if self._last_state_event is not None else self._state_snapshot(state)
-            elif self._ended_event is None and self._detached is None:
+            now = self._reached_now(target)
+            if now is None and self._ended_event is None and self._detached is None:
                 self._waiters.append(waiter)
             ended, detached = self._ended_event, self._detached
         if now is not None:
             return now
         if detached is not None:
-            raise detached
+            raise copy_for_waiter(detached)
         if ended is not None:
             raise CallEndedError(f"call {self.call_id} ended before it was {target}")
         try:
@@ -420,6 +445,7 @@ class Call(CallCommands):
                 if state is not None:
                     self._state = state
                     self._last_state_event = event
+                    self._note_progress(state, event)
                 ended = state == CALL_STATE_ENDED
             control_id = event.control_id
             feed = self._actions.get(control_id) if control_id is not None else None
@@ -446,8 +472,8 @@ class Call(CallCommands):
             for orphan in orphans:  # their operations died with the call
                 orphan.finish(event, completed=False)
             gone = CallEndedError(f"call {self.call_id} ended")
-            for waiter in left:
-                waiter.inbox.put(gone)
+            for waiter in left:  # each its own instance: each is raised in its own thread
+                waiter.inbox.put(copy_for_waiter(gone))
             settle(self.ended, event)
 
     def _bridged_peer(self, event: RelayEvent) -> Call | None:
@@ -488,8 +514,8 @@ class Call(CallCommands):
             waiters = list(self._waiters)
         for orphan in orphans:
             orphan.fail(error)
-        for waiter in waiters:
-            waiter.inbox.put(error)
+        for waiter in waiters:  # each its own instance: each is raised in its own thread
+            waiter.inbox.put(copy_for_waiter(error))
         fail(self.ended, error)
 
 
