@@ -398,9 +398,9 @@ class Call(CallCommands):
             call_when_done(action, on_completed)
         try:
             self._session.request(command.method, self._wire_params(params))
-        except RelayError as error:
+        except BaseException as error:  # a RelayError, or params that are not JSON (TypeError): none may linger
             self._drop_action(feed)
-            if not _is_gone(error):
+            if not isinstance(error, RelayError) or not _is_gone(error):
                 feed.fail(error)
                 raise
             log.info("%s: call %s is already gone (%s); the action is done", command.method, self.call_id, error.code)
