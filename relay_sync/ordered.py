@@ -38,13 +38,7 @@ class OrderedRunner:
             if self._draining:
                 return  # the worker already draining picks it up
             self._draining = True
-        try:
-            self._executor.run(self._drain)
-        except RuntimeError:  # the pool is shut down: the client is closing
-            with self._lock:
-                self._queue.clear()
-                self._draining = False
-            log.debug("callbacks of %s dropped: the handler pool is closed", self._owner)
+        self._start_draining()
 
     def _drain(self) -> None:
         while True:
@@ -53,4 +47,26 @@ class OrderedRunner:
                     self._draining = False
                     return
                 fn, args, what = self._queue.popleft()
-            run_user_code(fn, *args, what=what, detail=lambda: f" ({self._owner})")
+            try:
+                run_user_code(fn, *args, what=what, detail=lambda: f" ({self._owner})")
+            except BaseException:  # SystemExit and the like pass run_user_code (the worker logs them)
+                self._hand_on()  # this drain ends here: the callbacks behind it must not wait forever
+                raise
+
+    def _hand_on(self) -> None:
+        """Give what is left of the queue to a fresh drain on the pool, or stop draining."""
+        with self._lock:
+            if not self._queue:
+                self._draining = False
+                return
+        self._start_draining()
+
+    def _start_draining(self) -> None:
+        """Hand a drain of the queue to the pool (``_draining`` already set)."""
+        try:
+            self._executor.run(self._drain)
+        except RuntimeError:  # the pool is shut down: the client is closing
+            with self._lock:
+                self._queue.clear()
+                self._draining = False
+            log.debug("callbacks of %s dropped: the handler pool is closed", self._owner)

@@ -245,6 +245,12 @@ class HandlerPool(Executor):
                 self._busy.add(me)
                 try:
                     run_user_code(fn, *args, what="work on the handler pool")
+                except BaseException as error:  # SystemExit and the like, which run_user_code passes on
+                    # Raised on a worker they would end only this thread, and silently (threading
+                    # ignores SystemExit): log them as any raise and go on, as the queued work needs a worker.
+                    log.exception(
+                        "work on the handler pool %r raised %s", getattr(fn, "__name__", fn), type(error).__name__
+                    )
                 finally:
                     self._busy.discard(me)
                 del work, fn, args
