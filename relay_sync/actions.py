@@ -279,7 +279,10 @@ class _CollectRules(Action):
         if self._continuous:
             return False
         result = event.params.get("result")
-        if not isinstance(result, dict) or not result or result.get("type") in _PROGRESS_RESULTS:
+        if not isinstance(result, dict) or not result:
+            return False
+        kind = result.get("type")  # from the wire: a list or dict here must not raise (it is unhashable)
+        if isinstance(kind, str) and kind in _PROGRESS_RESULTS:
             return False
         return event.params.get("final") is not False
 
