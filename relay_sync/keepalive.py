@@ -6,6 +6,9 @@ Any frame from the server proves the link alive (the I/O thread stamps
 ``answer_timeout``, that ping failed. ``max_failures`` failures in a row close
 the socket, which makes the I/O thread reconnect. A request that timed out
 makes the link *suspect*: it is probed at once, and one more silence closes it.
+While a probe is already out, a further timed-out request changes nothing but
+the failure count: re-probing would push the verdict back, so a stream of
+timeouts would keep a silent link open for ever.
 
 Runs on the timer thread; the I/O thread only calls ``start``/``stop``/``heard``.
 """
@@ -42,6 +45,7 @@ class Keepalive:
         self._lock = threading.Lock()
         self._timer: Timer | None = None
         self._forget_ping: Callable[[], None] | None = None
+        self._probing = False  # a ping is out and _check_answer is armed for it
         self._ping_sent_at = 0.0
         self._failures = 0
         self._running = False
@@ -58,6 +62,8 @@ class Keepalive:
         with self._lock:
             self._running = False
             self._disarm()
+            # Not forgotten: the transport fails what the link had in flight, ping included.
+            self._forget_ping = None
 
     def suspect(self) -> None:
         """A request went unanswered: probe now, and close on one more silence."""
@@ -65,6 +71,8 @@ class Keepalive:
             if not self._running:
                 return
             self._failures = max(self._failures, self._max_failures - 1)
+            if self._probing:
+                return  # the ping already out decides, at its own deadline
             self._ping_now()
 
     # -- timer callbacks ---------------------------------------------------
@@ -83,9 +91,7 @@ class Keepalive:
         with self._lock:
             if not self._running:
                 return
-            if self._forget_ping is not None:
-                self._forget_ping()
-                self._forget_ping = None
+            self._forget()
             if self.last_heard >= self._ping_sent_at:
                 self._failures = 0
                 quiet = time.monotonic() - self.last_heard
@@ -104,15 +110,24 @@ class Keepalive:
     # -- helpers (called with the lock held) -------------------------------
 
     def _ping_now(self) -> None:
+        self._forget()  # one ping in the request table at a time
         self._ping_sent_at = time.monotonic()
         self._forget_ping = self._send_ping()
         self._arm(self._answer_timeout, self._check_answer)
+        self._probing = True
+
+    def _forget(self) -> None:
+        """Stop waiting for the last ping's answer (any frame at all is the proof)."""
+        if self._forget_ping is not None:
+            self._forget_ping()
+            self._forget_ping = None
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         self._disarm()
         self._timer = self._timers.call_later(delay, callback)
 
     def _disarm(self) -> None:
+        self._probing = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
