@@ -79,9 +79,14 @@ def _epoch_seconds(value: Any) -> float | None:
     as such. Whatever is left is clamped to at most ``MAX_TOKEN_LIFETIME`` from
     now (an infinite or absurd expiry just means "renew in a long while").
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    seconds = float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer past float's range (JSON allows any): as absurd as infinity
+        seconds = math.copysign(math.inf, value)
+    if math.isnan(seconds):
+        return None
     if seconds > MILLISECONDS_ABOVE:
         seconds /= 1000.0
     return min(seconds, time.time() + MAX_TOKEN_LIFETIME)

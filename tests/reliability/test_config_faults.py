@@ -112,7 +112,10 @@ def test_an_expiry_in_milliseconds_is_read_as_such(jwt_server: RelayTestServer) 
 
 
 @pytest.mark.parametrize(
-    "jwt_server", [lambda: math.inf, lambda: 1e300, lambda: 4e18], ids=["inf", "1e300", "4e18"], indirect=True
+    "jwt_server",
+    [lambda: math.inf, lambda: 1e300, lambda: 4e18, lambda: 10**400],
+    ids=["inf", "1e300", "4e18", "integer-past-float"],
+    indirect=True,
 )
 def test_an_absurd_expiry_does_not_stop_keepalive(jwt_server: RelayTestServer) -> None:
     with jwt_client(jwt_server) as client:
@@ -120,6 +123,19 @@ def test_an_absurd_expiry_does_not_stop_keepalive(jwt_server: RelayTestServer) -
         jwt_server.wait_for_request("signalwire.ping", count=3, timeout=STEP * 2)
         assert client.execute("still.here", {}, timeout=STEP)["code"] == "200"
         assert jwt_server.requests("signalwire.reauthenticate") == []
+
+
+@pytest.mark.parametrize("jwt_server", [lambda: time.time() + 3600], indirect=True)
+def test_an_expiry_past_float_range_on_reconnect_keeps_the_reader(jwt_server: RelayTestServer) -> None:
+    # JSON integers have no limit: 10**400 cannot become a float. Read during a
+    # reconnect's login, on the I/O thread, it once killed the only reader and left
+    # the client "connected" with nobody reading the socket.
+    with jwt_client(jwt_server) as client:
+        jwt_server.authorization = {"project_id": "test", "scopes": ["calling"], "expires_at": 10**400}
+        jwt_server.session().drop()
+        jwt_server.wait_for_session(2, timeout=STEP)
+        assert client.execute("read.after.reconnect", {}, timeout=STEP)["code"] == "200"
+        assert client.state == "connected"
 
 
 def test_the_timer_thread_survives_whatever_a_callback_raises() -> None:
