@@ -252,8 +252,14 @@ class Transport:
             self.timers.start()  # first: it enforces the login's deadline
             link = self._open_session(timeout if timeout is not None else self._options.connect_timeout)
             self._keepalive.start()
-            self._io_thread = threading.Thread(target=self._io_main, args=(link,), name="relay_sync-io", daemon=True)
-            self._io_thread.start()
+            # Under the lock, and never once closed: close() joins exactly the thread started here.
+            with self._state_lock:
+                if self._closed:
+                    raise ClientClosedError()
+                self._io_thread = threading.Thread(
+                    target=self._io_main, args=(link,), name="relay_sync-io", daemon=True
+                )
+                self._io_thread.start()
         except RelayError:  # before LINK_ERRORS: RelayTimeoutError is an OSError too
             self.close()
             raise
@@ -386,8 +392,9 @@ class Transport:
         if link is not None:
             link.writer.close()  # a goodbye close frame, if the link takes it
             _shutdown(link.ws)
-        thread = self._io_thread
-        if thread is not None and thread is not threading.current_thread():
+        with self._state_lock:
+            thread = self._io_thread
+        if thread is not None and thread.ident is not None and thread is not threading.current_thread():
             thread.join()
         self.timers.stop()
 
@@ -508,7 +515,10 @@ class Transport:
                         if params.get("protocol") or params.get("authorization_state"):
                             self.session.forget_resumption()  # the next attempt logs in from scratch
                         raise
-                self._dispatch(frame, writer)
+                try:
+                    self._dispatch(frame, writer)
+                except Exception:  # as on the I/O thread: one bad frame must not fail the login
+                    log.exception("failed to handle a frame from the server")
             writer.flush_replies()
 
     def _store_session(self, result: JSONDict) -> bool:
@@ -571,13 +581,18 @@ class Transport:
     # -- the I/O thread ----------------------------------------------------
 
     def _io_main(self, link: Link) -> None:
-        current: Link | None = link
-        while current is not None:
-            error = self._read_until_lost(current)
-            self._link_lost(current, error)
-            if self._closing.is_set():
-                break
-            current = self._reconnect()
+        try:
+            current: Link | None = link
+            while current is not None:
+                error = self._read_until_lost(current)
+                self._link_lost(current, error)
+                if self._closing.is_set():
+                    break
+                current = self._reconnect()
+        except Exception as error:  # a bug: the only reader must not vanish and leave the session "connected"
+            log.exception("the I/O thread failed")
+            if not self._closing.is_set():
+                self._give_up(error)
         log.debug("I/O thread exiting")
 
     def _read_until_lost(self, link: Link) -> BaseException:
@@ -677,17 +692,25 @@ class Transport:
                 error.code,
                 f"the server refused the credentials {AUTH_FAILURE_LIMIT} times while reconnecting: {error.message}",
             )
-        else:
+        elif isinstance(error, (RelayError, *LINK_ERRORS)):
             fatal = ConnectFailedError(f"could not reconnect: {_describe(error)}", code="reconnect_failed")
+        else:
+            fatal = ConnectFailedError(f"the connection failed: {_describe(error)}", code="reconnect_failed")
         log.error("giving up on the connection: %r", fatal)
         self._fatal = fatal
+        self._keepalive.stop()
         with self._state_lock:
             self._closed = True
+            self._connected = False
+            link, self._link = self._link, None
             backlog = list(self._backlog)
             self._backlog.clear()
             self._backlog_failed += len(backlog)
+        if link is not None:  # only after an unexpected error: a reconnect that failed has no link
+            _shutdown(link.ws)
         for pending in backlog:
             pending.fail(fatal)
+        self._pending.fail_all(fatal)
         self._on_fatal(fatal)
 
     def _log_retry(self, state: tenacity.RetryCallState) -> None:
