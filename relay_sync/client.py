@@ -216,6 +216,7 @@ class RelayClient:
         self._disconnected = threading.Event()  # set once the first disconnect() has finished
         self._reconnect_after_fork = False
         self._fatal: RelayError | None = None
+        self._closer: threading.Thread | None = None  # closes the client after a fatal error
         self._stop_signal = StopSignal()
         self._handler_pool = self._new_handler_pool()
         self._lifecycle = Lifecycle(self._handler_pool)
@@ -410,39 +411,46 @@ class RelayClient:
             timeout = check_duration("timeout", timeout)
         with self._lifecycle_lock:
             if self._closed:
+                if self._fatal is not None:  # it gave up: say why, not just that it is closed
+                    raise copy_for_waiter(self._fatal)
                 raise ClientClosedError("this client was disconnected; disconnect() is final, create a new RelayClient")
             if self._transport is not None:
                 return
             self._reconnect_after_fork = False
             _connection_slots.acquire()
-            transport = Transport(
-                TransportOptions(
-                    url=self._config.url,
-                    request_timeout=self._config.request_timeout,
-                    connect_timeout=self._config.connect_timeout,
-                    ping_interval=self._config.ping_interval,
-                    reconnect_backoff=self._config.reconnect_backoff,
-                    ca_file=self._config.ca_file,
-                    proxy=self._config.proxy,
-                ),
-                connect_params=self._connect_params,
-                on_event=self._route_event,
-                on_session=self._session_started,
-                on_fatal=self._on_fatal,
-                observer=self._lifecycle,
-                on_offers=self._expect_offers,
-            )
-            # Known before the session starts: session-start hooks (JWT renewal)
-            # use the client's timers and authorization from inside open().
-            self._transport = transport
+            transport: Transport | None = None
             try:
+                transport = self._new_transport()
+                # Known before the session starts: session-start hooks (JWT renewal)
+                # use the client's timers and authorization from inside open().
+                self._transport = transport
                 transport.open(timeout)
-            except BaseException:  # refused or unreachable: leave nothing behind
+            except BaseException:  # refused, unreachable or misconfigured: leave nothing behind
                 self._transport = None
-                transport.close()
+                if transport is not None:
+                    transport.close()
                 _connection_slots.release()
                 raise
             self._holds_slot = True
+
+    def _new_transport(self) -> Transport:
+        return Transport(
+            TransportOptions(
+                url=self._config.url,
+                request_timeout=self._config.request_timeout,
+                connect_timeout=self._config.connect_timeout,
+                ping_interval=self._config.ping_interval,
+                reconnect_backoff=self._config.reconnect_backoff,
+                ca_file=self._config.ca_file,
+                proxy=self._config.proxy,
+            ),
+            connect_params=self._connect_params,
+            on_event=self._route_event,
+            on_session=self._session_started,
+            on_fatal=self._on_fatal,
+            observer=self._lifecycle,
+            on_offers=self._expect_offers,
+        )
 
     def disconnect(self) -> None:
         """Close for good. Every waiting call fails with ``RelayError``; every
@@ -470,20 +478,27 @@ class RelayClient:
         finally:
             self._lifecycle_lock.release()
         if closed_already:
-            # Another disconnect() ran or is still running. Returning before it is done
-            # would break the promise below, so wait for it, and for the handlers: the
-            # first call may have come from a handler, which cannot wait for itself.
+            # Another disconnect() ran or is still running (or the client gave up and
+            # closes itself). Returning before it is done would break the promise above,
+            # so wait for it, and for the handlers: the first call may have come from a
+            # handler, which cannot wait for itself.
             if not in_handler:  # a handler must not wait: the first call may be waiting for it
                 self._disconnected.wait()
+                closer = self._closer
+                if closer is not None and closer is not threading.current_thread():
+                    closer.join()  # it set _disconnected on its way out
                 self._handler_pool.shutdown(wait=True)
             return
+        self._finish_close(transport, holds_slot, in_handler, from_run)
+        log.info("RelayClient disconnected")
+
+    def _finish_close(self, transport: Transport | None, holds_slot: bool, in_handler: bool, from_run: bool) -> None:
         try:
             self._close(transport, in_handler, from_run)
         finally:
             if holds_slot:
                 _connection_slots.release()
             self._disconnected.set()
-        log.info("RelayClient disconnected")
 
     def _close(self, transport: Transport | None, in_handler: bool, from_run: bool) -> None:
         self._stop_signal.request()
@@ -584,6 +599,8 @@ class RelayClient:
                 self.connect()
                 return True
             except RelayError as error:
+                if self._closed:  # disconnect() meanwhile, or the client gave up
+                    raise
                 delay = retry_delay(attempt, low, high)  # failed attempt n: retry n comes next
                 if isinstance(error, AuthenticationError):
                     refusals += 1
@@ -833,7 +850,10 @@ class RelayClient:
 
     def _session_started(self, resumed: bool) -> None:
         for hook in self._session_hooks:
-            hook(resumed)
+            try:
+                hook(resumed)
+            except Exception:  # a bug in one service must not fail the login or kill the I/O thread
+                log.exception("a session-start hook failed")
         self._lifecycle.connected(resumed)
 
     def _route_event(self, envelope: JSONDict) -> None:
@@ -859,8 +879,10 @@ class RelayClient:
         self._lifecycle_lock = threading.Lock()
         self._transport = None
         self._holds_slot = False
+        self._stop_signal.after_fork_in_child()  # forked while run() listened: the child's signals are its own
         self._stop_signal = StopSignal()
         self._disconnected = threading.Event()  # a disconnect() running in the parent never ends here
+        self._closer = None
         if self._closed:
             self._disconnected.set()
         self._handler_pool = self._new_handler_pool()
@@ -872,11 +894,32 @@ class RelayClient:
         self._video.after_fork()
 
     def _on_fatal(self, error: RelayError) -> None:
+        """The transport gave up (I/O thread): the client closes itself for good, as
+        ``disconnect()`` would, and every later use raises ``error``.
+
+        The I/O thread only marks the client closed; a short-lived thread does the
+        closing, which joins the I/O thread and must never wait for user code here.
+        (Nobody holds ``_lifecycle_lock`` while waiting for this I/O thread.)
+        """
         self._fatal = error
-        for hook in self._close_hooks:
-            hook(error)
         self._lifecycle.gave_up(error)
+        with self._lifecycle_lock:
+            closed_already = self._closed
+            self._closed = True
+            transport, holds_slot = self._transport, self._holds_slot
+            self._holds_slot = False
         self._stop_signal.request()
+        if closed_already:  # disconnect() got here first and is closing
+            return
+        self._closer = threading.Thread(
+            target=self._finish_close,
+            # in_handler=True: release everything, but leave waiting for the handlers
+            # to disconnect() or run(), which may.
+            args=(transport, holds_slot, True, False),
+            name="relay_sync-closer",
+            daemon=True,
+        )
+        self._closer.start()
 
 
 def _no_requests() -> dict[str, Any]:

@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import math
 import os
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,6 +160,13 @@ def resolve_ca_file(ca_file: str | None) -> str | None:
     path = ca_file or env_value(ENV_CA_FILE)
     if path is not None and not os.path.isfile(path):
         raise ValueError(f"ca_file {path!r} (or {ENV_CA_FILE}) is not a readable file")
+    if path is not None:
+        try:  # now, not at the first connect(): a file that is not a PEM bundle never will be
+            ssl.create_default_context().load_verify_locations(cafile=path)
+        except (ssl.SSLError, OSError) as error:
+            raise ValueError(
+                f"ca_file {path!r} (or {ENV_CA_FILE}) holds no usable PEM certificate: {error.strerror or error}"
+            ) from None
     return path
 
 

@@ -180,7 +180,12 @@ def trust_context(ca_file: str | None) -> ssl.SSLContext:
     """The system's trust store, plus the CAs in ``ca_file`` when given (added, not instead)."""
     context = ssl.create_default_context()
     if ca_file:
-        context.load_verify_locations(cafile=ca_file)
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (ssl.SSLError, OSError) as error:  # checked at construction: replaced or removed since
+            raise ValueError(
+                f"ca_file {ca_file!r} holds no usable PEM certificate: {error.strerror or error}"
+            ) from None
     return context
 
 

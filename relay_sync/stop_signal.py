@@ -38,6 +38,7 @@ class StopSignal:
         self._event = threading.Event()
         self._reader: socket.socket | None = None
         self._writer: socket.socket | None = None
+        self._restore: Callable[[], None] = _nothing  # undoes what listening() installed
         self.signal_received: int | None = None
         self.signal_count = 0  # signals received while listening
 
@@ -59,14 +60,28 @@ class StopSignal:
         reader, writer = socket.socketpair()
         writer.setblocking(False)  # a signal handler must never block on it
         self._reader, self._writer = reader, writer
-        restore = self._install_handlers(writer)
+        self._restore = self._install_handlers(writer)
         try:
             yield
         finally:
-            restore()
+            self._restore()
+            self._restore = _nothing
             self._reader = self._writer = None
             reader.close()
             writer.close()
+
+    def after_fork_in_child(self) -> None:
+        """In a process forked while ``listening()``: the signal handlers and the wakeup
+        fd are the parent's ``run()``'s, and would swallow the child's own SIGTERM and
+        SIGINT. Put back what was there before (signals may be handled only on the main
+        thread, which in the child is the one that forked) and let go of the socket pair."""
+        restore, self._restore = self._restore, _nothing
+        if threading.current_thread() is threading.main_thread():
+            restore()
+        for sock in (self._reader, self._writer):
+            if sock is not None:
+                sock.close()  # the child's copies: the parent's stay open
+        self._reader = self._writer = None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a stop is requested, or ``timeout`` seconds passed; True if stopped."""
