@@ -404,8 +404,9 @@ class RelayClient:
 
         Raises ``AuthenticationError`` (a ``RelayError``) when the credentials
         are refused and ``RelayError`` when the server cannot be reached.
-        Calling it again while connected does nothing. Nothing is retried:
-        ``run()`` is the one that keeps trying.
+        Calling it again while connected does nothing; on a closed client it
+        raises ``ClientClosedError``, or the error the client gave up with.
+        Nothing is retried: ``run()`` is the one that keeps trying.
         """
         if timeout is not None:
             timeout = check_duration("timeout", timeout)
