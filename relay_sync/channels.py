@@ -13,7 +13,9 @@ on the server's answer. ``on_event`` runs on the I/O thread: it only builds
 the typed object and hands the handler to the channel's ordered runner, so
 handlers run on the handler pool, one at a time per channel, in the order
 the server sent the events. ``session_started`` runs on the connecting or
-I/O thread and hands the (blocking) renewal to the handler pool.
+I/O thread and hands the (blocking) renewal to the handler pool; a renewal
+the server refuses (or leaves unanswered) on a live link is tried again a few
+times, from the timer thread through the pool.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Callable
 
-from .errors import ClientClosedError, ConnectionLostError, NotConnectedError, RelayError
+from .errors import LINK_DOWN_ERRORS, RelayError, RelayTimeoutError
 from .ordered import OrderedRunner
 from .rpc import JSONDict
 from .session import Session
@@ -36,6 +38,13 @@ log = logging.getLogger(__name__)
 SUBSCRIBE_METHOD = "chat.subscribe"
 UNSUBSCRIBE_METHOD = "chat.unsubscribe"
 PUBLISH_METHOD = "chat.publish"
+
+# What a request may end in without the server refusing it.
+UNANSWERED: tuple[type[RelayError], ...] = (*LINK_DOWN_ERRORS, RelayTimeoutError)
+
+# A refused or unanswered renewal is tried again this many times, after 1, 2, 4... seconds.
+RENEWAL_RETRIES = 4
+FIRST_RENEWAL_RETRY_AFTER = 1.0
 
 # Event types the server sends (the event_type of a signalwire.event).
 EVENT_CHANNEL_MESSAGE = "chat.channel.message"
@@ -131,8 +140,9 @@ class Subscription:
         already handed to the pool may still be running or queued).
 
         Raises ``RelayError`` when the server refuses the unsubscribe (the
-        handlers are stopped anyway). After the client disconnected it only
-        stops the handlers.
+        handlers are stopped anyway). While the link is down (reconnecting) or
+        after the client disconnected it only stops the handlers: the next
+        session does not subscribe the channels again.
         """
         if self._closed.is_set():
             return
@@ -223,12 +233,19 @@ class ChannelHub:
             released = self._forget(subscription)
             if not released:
                 return
+            # The server forgets a connection's subscriptions with it, and the renewal
+            # on the next session leaves these channels out: with the link down there is
+            # nothing to undo, and a request would only wait in the backlog, holding the
+            # wire lock, to time out.
+            if not self._session.connected():
+                log.debug("chat.unsubscribe not sent for %d channel(s): the link is down", len(released))
+                return
             try:
                 self._session.request(UNSUBSCRIBE_METHOD, {"channels": wire_channels(released)})
-            except (ClientClosedError, ConnectionLostError, NotConnectedError) as error:
-                # The server forgets a connection's subscriptions with it, and the
-                # renewal on the next session leaves these channels out.
-                log.debug("chat.unsubscribe not answered: %s", error)
+            except UNANSWERED as error:
+                # The link went meanwhile (the same as above), or the server is slow:
+                # the handlers are stopped and events on these channels are dropped.
+                log.info("chat.unsubscribe not answered: %s", error)
 
     def _forget(self, subscription: Subscription) -> list[str]:
         """Drop ``subscription``; returns the channels no other subscription holds."""
@@ -293,9 +310,9 @@ class ChannelHub:
         with self._lock:
             if not self._subscriptions:
                 return
-        self._session.run_user(self._renew, what="chat subscription renewal")
+        self._session.run_user(self._renew, 0, what="chat subscription renewal")
 
-    def _renew(self) -> None:
+    def _renew(self, attempt: int) -> None:
         with self._wire_lock:
             with self._lock:
                 channels = list(dict.fromkeys(c for s in self._subscriptions for c in s.channels))
@@ -304,11 +321,32 @@ class ChannelHub:
                 return
             try:
                 self._session.request(SUBSCRIBE_METHOD, {"channels": wire_channels(channels), "events": names})
-            except (ClientClosedError, ConnectionLostError) as error:
+            except LINK_DOWN_ERRORS as error:
                 # Closing, or the socket went again: the next session start renews.
                 log.info("chat subscriptions not renewed: %s", error)
                 return
             except RelayError as error:
-                log.error("could not renew the subscription to %d chat channel(s): %s", len(channels), error)
+                # Refused, or unanswered on a live link: the subscriptions look open
+                # but hear nothing, so try again (a later session start renews too).
+                self._retry_renewal(attempt, len(channels), error)
                 return
         log.info("renewed the subscription to %d chat channel(s)", len(channels))
+
+    def _retry_renewal(self, attempt: int, count: int, error: RelayError) -> None:
+        if attempt >= RENEWAL_RETRIES:
+            log.error("could not renew the subscription to %d chat channel(s), giving up: %s", count, error)
+            return
+        delay = FIRST_RENEWAL_RETRY_AFTER * 2**attempt
+        log.error(
+            "could not renew the subscription to %d chat channel(s) (%s): no message arrives on them; "
+            "trying again in %.0f s",
+            count,
+            error,
+            delay,
+        )
+        try:
+            self._session.call_later(
+                delay, lambda: self._session.run_user(self._renew, attempt + 1, what="chat subscription renewal")
+            )
+        except RelayError as closed:  # the client closed meanwhile
+            log.debug("not retrying the chat renewal: %s", closed)

@@ -236,6 +236,7 @@ class RelayClient:
             ordered_runner=lambda owner: OrderedRunner(self._handler_pool, owner),
             relay_protocol=lambda: self.relay_protocol,
             authorization=lambda: self.authorization,
+            connected=lambda: self.connected,
         )
         rest_options = self._config.rest_options()
         self._calling = CallingService(session, max_active_calls=self._config.max_active_calls)

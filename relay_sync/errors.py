@@ -150,3 +150,8 @@ class RestError(RelayError):
         self.method = method
         self.url = url
         self.body = body[: self.BODY_LIMIT]
+
+
+# The link went, or the client closed: a request that failed with one of these is
+# not refused, and the next session (if any) starts with a clean slate anyway.
+LINK_DOWN_ERRORS: tuple[type[RelayError], ...] = (ConnectionLostError, ClientClosedError, NotConnectedError)

@@ -52,6 +52,8 @@ class Session:
         time, in the order given.
     :param relay_protocol: the protocol of the current session (None before one).
     :param authorization: the ``authorization`` block of the current session.
+    :param connected: True while authenticated on a live socket (a request sent
+        now goes out at once instead of waiting in the backlog).
     """
 
     request: Request
@@ -64,3 +66,4 @@ class Session:
     ordered_runner: Callable[[str], OrderedRunner]
     relay_protocol: Callable[[], str | None]
     authorization: Callable[[], JSONDict | None]
+    connected: Callable[[], bool]

@@ -13,7 +13,14 @@ ordered-runner factory, the handler pool), never the client. Threads:
   the project-wide ``video.rooms`` channel), in the order the server sent
   the events;
 * ``session_started`` (connecting or I/O thread) resubmits the
-  subscriptions without waiting for the answers.
+  subscriptions without waiting for the answers; once a room's renewal is
+  confirmed, ``_reconcile`` (on the handler pool) asks the server which of
+  the room's recordings, playbacks and streams still run, since those that
+  ended while the client was away said so to a connection that is gone.
+
+A room's state is kept while something holds it: a subscription, a live
+handle, or a start()/get_*() call in progress. When the last one lets go, the
+room is forgotten and no longer renewed.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RelayError, RoomEndedError
+from ..errors import LINK_DOWN_ERRORS, RelayError, RoomEndedError
 from ..futures import fail, settle
 from ..ordered import OrderedRunner
 from ..rpc import JSONDict
@@ -35,7 +42,7 @@ from ..session import Session
 from . import payload as read
 from . import wire
 from .events import RoomAudienceCount, RoomLayout
-from .handles import HANDLE_CLASSES, RoomAction
+from .handles import COMPLETED, HANDLE_CLASSES, RoomAction
 from .members import RoomMember
 from .renewals import Renewals
 from .room import RoomSession, bad_response
@@ -61,6 +68,9 @@ class _Channel:
     runner: OrderedRunner
     subscribed: set[str] = field(default_factory=set)  # wire event types the server was asked for
     subscriptions: list[VideoSubscription] = field(default_factory=list)
+    # The last renewal of ``subscribed`` failed: the server may send none of it, so
+    # the next listen() asks for all of it again.
+    unconfirmed: bool = False
 
 
 @dataclass
@@ -77,6 +87,8 @@ class _Room:
     ended: OrderedDict[str, RoomAction] = field(default_factory=OrderedDict)
     # start() calls waiting for their operation's "<kind>.started" (see VideoService.start).
     claims: list[tuple[str, Future[RoomAction]]] = field(default_factory=list)
+    # start() and get_*() calls between _ready() and tracking what the server answered.
+    busy: int = 0
 
 
 class VideoService:
@@ -91,7 +103,8 @@ class VideoService:
         self._lock = threading.Lock()
         self._rooms: dict[str, _Room] = {}
         self._rooms_channel = _Channel(wire.ROOMS_CHANNEL, session.ordered_runner("video.rooms"))
-        self._renewals = Renewals(session.submit, self._renewal_failed)
+        self._renewals = self._new_renewals()
+        self._closed_error: RelayError | None = None  # set once the client closed
 
     # -- public: client.video ------------------------------------------------------------
 
@@ -107,7 +120,7 @@ class VideoService:
         subscription = VideoSubscription(wire.ROOMS_CHANNEL, handlers, self._detach)
         with self._lock:
             channel.subscriptions.append(subscription)
-            missing = events - channel.subscribed
+            missing = _to_subscribe(channel, events)
         if missing:
             try:
                 self._subscribe(channel, missing)
@@ -153,7 +166,7 @@ class VideoService:
         The room is subscribed to the operation's events first, so the handle
         learns how it ends even when the end follows the answer at once.
         """
-        state = self._ready(room, set(HANDLE_EVENTS[kind]))
+        state = self._ready(room, set(HANDLE_EVENTS[kind]))  # busy until the finally below
         # The realtime SDK takes the first "<kind>.started" of the room as the
         # operation it started; we read the answer, and fall back to that event
         # when the answer does not describe the operation.
@@ -165,7 +178,7 @@ class VideoService:
             fields = result.get(kind)
             if isinstance(fields, dict) and read.text(fields, "id"):
                 with self._lock:
-                    return self._track(state, kind, fields)
+                    return self._track_answer(state, kind, fields)
             try:
                 return claim.result(self._request_timeout)
             except FutureTimeout:
@@ -174,18 +187,27 @@ class VideoService:
             with self._lock:
                 if (kind, claim) in state.claims:
                     state.claims.remove((kind, claim))
+                state.busy -= 1
+                self._release_if_idle(state)
 
     def handles(self, room: RoomSession, kind: str, method: str) -> list[Any]:
         state = self._ready(room, set(HANDLE_EVENTS[kind]))
-        result = self.request(method, {"room_session_id": room.id})
-        with self._lock:
-            return [self._track(state, kind, fields) for fields in read.objects(result, f"{kind}s") if fields.get("id")]
+        try:
+            result = self.request(method, {"room_session_id": room.id})
+            with self._lock:
+                listed = read.objects(result, f"{kind}s")
+                return [self._track_answer(state, kind, fields) for fields in listed if fields.get("id")]
+        finally:
+            with self._lock:
+                state.busy -= 1
+                self._release_if_idle(state)
 
     # -- subscriptions (caller's thread) ------------------------------------------------------
 
     def _ready(self, room: RoomSession, events: set[str], subscription: VideoSubscription | None = None) -> _Room:
         """The client's state for ``room``, its channel subscribed to ``events`` (and the
-        baseline); with ``subscription`` registered first. On failure nothing is left behind."""
+        baseline); held by ``subscription``, registered first, or else marked busy: the
+        caller lowers ``busy`` when done. On failure nothing is left behind."""
         channel = room.event_channel
         if not channel:
             raise RelayError(
@@ -201,14 +223,23 @@ class VideoService:
                 state.members = {m["id"]: m for m in read.objects(room.fields, "members") if read.text(m, "id")}
             if subscription is not None:
                 state.channel.subscriptions.append(subscription)
-            missing = (events | set(wire.ROOM_BASELINE_EVENTS)) - state.channel.subscribed
+            else:
+                state.busy += 1
+            missing = _to_subscribe(state.channel, events | set(wire.ROOM_BASELINE_EVENTS))
+            if wire.MEMBER_JOINED in missing:
+                # Members were not followed until now, so the map may lack those who
+                # joined meanwhile: the initial state brings the current list.
+                missing.add(wire.ROOM_SUBSCRIBED)
         if missing:
             try:
                 self._subscribe(state.channel, missing)
             except BaseException:
                 if subscription is not None:
-                    subscription.close()
-                self._release_if_unused(state)
+                    subscription.close()  # its detach releases the room
+                else:
+                    with self._lock:
+                        state.busy -= 1
+                        self._release_if_idle(state)
                 raise
         return state
 
@@ -217,38 +248,112 @@ class VideoService:
         self.request(wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, events))
         with self._lock:
             channel.subscribed |= events
-            if channel is self._rooms_channel or any(room.channel is channel for room in self._rooms.values()):
+            channel.unconfirmed = False
+            held = channel.subscriptions if channel is self._rooms_channel else self._room_on(channel.name)
+            if held:
                 self._renewals.remember(
                     channel.name, wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, channel.subscribed)
                 )
 
-    def _release_if_unused(self, state: _Room) -> None:
-        """Forget a room nothing listens to, subscribes to or runs in (a listen() that failed)."""
-        with self._lock:
-            channel = state.channel
-            unused = not (channel.subscriptions or channel.subscribed or state.handles or state.claims)
-            if unused and self._rooms.get(state.room_session_id) is state:
-                del self._rooms[state.room_session_id]
+    def _room_on(self, channel_name: object) -> _Room | None:
+        """The room kept for ``channel_name`` (lock held)."""
+        return next((room for room in self._rooms.values() if room.channel.name == channel_name), None)
+
+    def _release_if_idle(self, state: _Room) -> None:
+        """Forget a room nothing holds any more, and renew its channel no more (lock held).
+
+        Nothing is sent: the server keeps sending this connection the room's events,
+        which are dropped, until the next reconnect, which no longer subscribes them."""
+        if state.channel.subscriptions or state.handles or state.claims or state.busy:
+            return
+        if self._rooms.get(state.room_session_id) is state:
+            del self._rooms[state.room_session_id]
+            self._renewals.forget(state.channel.name)
 
     def _detach(self, subscription: VideoSubscription) -> None:
         with self._lock:
-            channels = [self._rooms_channel, *(room.channel for room in self._rooms.values())]
-            for channel in channels:
-                if subscription in channel.subscriptions:
-                    channel.subscriptions.remove(subscription)
+            channel = self._rooms_channel
+            if subscription in channel.subscriptions:
+                channel.subscriptions.remove(subscription)
+                if not channel.subscriptions:
+                    channel.subscribed.clear()  # the next listen() subscribes again
+                    self._renewals.forget(channel.name)
+                return
+            for state in list(self._rooms.values()):
+                if subscription in state.channel.subscriptions:
+                    state.channel.subscriptions.remove(subscription)
+                    self._release_if_idle(state)
+                    return
 
     def session_started(self, resumed: bool) -> None:
         self._renewals.session_started(resumed)
 
-    def _renewal_failed(self, channel: object, error: BaseException) -> None:
+    def _new_renewals(self) -> Renewals:
+        return Renewals(self._session.submit, self._session.call_later, self._renewal_failed, self._renewed)
+
+    def _renewal_failed(self, channel_name: object, error: BaseException) -> None:
         """I/O thread: a renewal failed. A room the server no longer knows ended while
-        we were away: release what waits on it (and renew it no more)."""
-        if not isinstance(error, RelayError) or str(error.code) != "404":
+        we were away: release what waits on it (and renew it no more). A refusal or
+        a timeout on a live link leaves the channel unconfirmed (Renewals retries it)."""
+        if isinstance(error, LINK_DOWN_ERRORS):
             return  # a lost or closing connection: the next session renews again
         with self._lock:
-            state = next((room for room in self._rooms.values() if room.channel.name == channel), None)
-            if state is not None:
-                self._forget_room(state)
+            state = self._room_on(channel_name)
+            if isinstance(error, RelayError) and str(error.code) == "404":
+                if state is not None:
+                    self._forget_room(state)
+                return
+            if channel_name == self._rooms_channel.name:
+                self._rooms_channel.unconfirmed = True
+            elif state is not None:
+                state.channel.unconfirmed = True
+        log.error(
+            "video events of %s may not arrive: the server did not renew the subscription (%s)", channel_name, error
+        )
+
+    def _renewed(self, channel_name: object) -> None:
+        """I/O thread: a renewal was confirmed; have the room's live handles checked."""
+        with self._lock:
+            if channel_name == self._rooms_channel.name:
+                self._rooms_channel.unconfirmed = False
+                return
+            state = self._room_on(channel_name)
+            if state is None:
+                return
+            state.channel.unconfirmed = False
+            if not state.handles:
+                return
+        self._session.run_user(
+            self._reconcile, state, what=f"checking the handles of room session {state.room_session_id}"
+        )
+
+    def _reconcile(self, state: _Room) -> None:
+        """Handler pool: end the handles of ``state`` the server no longer lists (or lists as completed).
+
+        Only handles live before the lists were asked for are judged: one started
+        later may be missing from an answer that was already on its way."""
+        with self._lock:
+            live = dict(state.handles)
+        for kind in sorted({handle.kind for handle in live.values()}):
+            try:
+                result = self.request(wire.LIST_METHODS[kind], {"room_session_id": state.room_session_id})
+            except RelayError as error:
+                log.warning("could not check the %ss of room session %s: %s", kind, state.room_session_id, error)
+                continue
+            listed = {read.text(fields, "id"): fields for fields in read.objects(result, f"{kind}s")}
+            with self._lock:
+                if self._rooms.get(state.room_session_id) is not state:
+                    return  # forgotten meanwhile (ended, released or closed): its handles were settled
+                for handle_id, handle in live.items():
+                    if handle.kind != kind or state.handles.get(handle_id) is not handle:
+                        continue
+                    fields = listed.get(handle_id)
+                    if fields is None:
+                        log.info("%s %s ended while the client was away", kind, handle_id)
+                        self._track(state, kind, {"id": handle_id, "state": COMPLETED})
+                    elif read.text(fields, "state") == COMPLETED:
+                        self._track(state, kind, fields)
+                self._release_if_idle(state)
 
     # -- events (I/O thread) --------------------------------------------------------------------
 
@@ -275,6 +380,8 @@ class VideoService:
             deliveries = _deliveries(channel.subscriptions, dispatch)
             if name == "room.ended":
                 self._forget_room(state)
+            else:
+                self._release_if_idle(state)  # its last handle may have ended
         for subscription, event, argument in deliveries:
             channel.runner.submit(subscription.deliver, event, argument)
 
@@ -372,6 +479,28 @@ class VideoService:
             state.handles[handle_id] = handle
         return handle
 
+    def _track_answer(self, state: _Room, kind: str, fields: JSONDict) -> RoomAction:
+        """The handle for an operation a start or list answer described (lock held).
+
+        The room may have been forgotten while the answer was on its way (it ended,
+        or the client closed): then no event will ever reach the handle, so it is
+        failed now rather than left waiting."""
+        if self._rooms.get(state.room_session_id) is state:
+            return self._track(state, kind, fields)
+        handle_id = read.text(fields, "id") or ""
+        known = state.ended.get(handle_id) or state.handles.get(handle_id)
+        if known is not None:
+            return known  # settled when the room was forgotten
+        handle = HANDLE_CLASSES[kind](
+            self.request,
+            self._session.handler_pool(),
+            fields,
+            room_session_id=state.room_session_id,
+            room_id=state.room_id,
+        )
+        fail(handle.future, self._closed_error or RoomEndedError(f"room session {state.room_session_id} ended first"))
+        return handle
+
     def _hand_to_claim(self, state: _Room, kind: str, handle: RoomAction) -> None:
         """A new operation started: the oldest start() of its kind still waiting may take it."""
         for claimed_kind, claim in state.claims:
@@ -390,6 +519,7 @@ class VideoService:
     def close(self, error: RelayError) -> None:
         """The client closed: fail what waits, stop every handler."""
         with self._lock:
+            self._closed_error = error
             rooms, self._rooms = list(self._rooms.values()), {}
             subscriptions = list(self._rooms_channel.subscriptions)
             self._rooms_channel.subscriptions.clear()
@@ -407,12 +537,20 @@ class VideoService:
         for room in self._rooms.values():
             room.channel.runner = self._session.ordered_runner(f"room {room.room_session_id}")
             room.handles.clear()  # their futures belong to the parent's pool and threads
-        self._renewals = Renewals(self._session.submit, self._renewal_failed)
+        self._renewals = self._new_renewals()
         for channel in [self._rooms_channel, *(room.channel for room in self._rooms.values())]:
             if channel.subscribed:
                 self._renewals.remember(
                     channel.name, wire.SUBSCRIBE_METHOD, wire.subscribe_params(channel.name, channel.subscribed)
                 )
+
+
+def _to_subscribe(channel: _Channel, events: set[str]) -> set[str]:
+    """What to ask the server for so that ``channel`` sends ``events`` (lock held): what it
+    was not asked for yet, or everything when its last renewal failed."""
+    if channel.unconfirmed:
+        return channel.subscribed | events
+    return events - channel.subscribed
 
 
 def _fail_all(room: _Room, error: RelayError) -> None:

@@ -149,6 +149,10 @@ RECORDING_EVENTS = (RECORDING_STARTED, RECORDING_UPDATED, RECORDING_ENDED)
 PLAYBACK_EVENTS = (PLAYBACK_STARTED, PLAYBACK_UPDATED, PLAYBACK_ENDED)
 STREAM_EVENTS = (STREAM_STARTED, STREAM_ENDED)
 
+# What lists a room's recordings, playbacks and streams; after a reconnect it tells
+# which of them ended while no event could reach the client.
+LIST_METHODS = {"recording": "video.recording.list", "playback": "video.playback.list", "stream": "video.stream.list"}
+
 
 def listener_table(listeners: tuple[Listener, ...]) -> dict[str, Listener]:
     return {listener.name: listener for listener in listeners}
