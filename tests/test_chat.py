@@ -15,10 +15,20 @@ from typing import Any
 
 import pytest
 
-from relay_sync import ChatMember, ChatMessage, ChatMessages, PubSubMessage, RelayClient, RelayError, Subscription
+from relay_sync import (
+    ChatMember,
+    ChatMessage,
+    ChatMessages,
+    ConnectionState,
+    PubSubMessage,
+    RelayClient,
+    RelayError,
+    Subscription,
+)
 from relay_sync.testing import RelayEmulator
 
 from .emulator_support import Connect
+from .polling import wait_until
 
 WAIT = 5.0  # seconds any one awaited thing may take
 
@@ -340,6 +350,48 @@ def test_subscriptions_are_renewed_after_the_socket_drops(emulator: RelayEmulato
     emulator.chat_publish("alerts", "still here")
     assert chat_inbox.next().content == "welcome back"
     assert pubsub_inbox.next().content == "still here"
+
+
+def test_closing_while_the_link_is_down_sends_nothing_and_raises_nothing(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
+    client = connect(request_timeout=1.0)  # an unsubscribe left in the backlog would time out this soon
+    kept = client.pubsub.listen(["alerts"], on_message=Inbox())
+    closed = client.chat.listen(["general"], on_message=Inbox())
+    emulator.pause_logins()
+    emulator.drop_sessions()
+    wait_until(lambda: client.state is ConnectionState.RECONNECTING, WAIT, "the client noticing the drop")
+
+    closed.close()
+    closed.close()  # still idempotent
+
+    assert closed.closed and not kept.closed
+    emulator.resume_logins()
+    renewal = emulator.wait_for_request("chat.subscribe", count=3, timeout=WAIT)["params"]
+    assert renewal["channels"] == [{"name": "alerts"}]  # the closed channel is not subscribed again
+    assert emulator.requests("chat.unsubscribe") == []
+
+
+def test_a_refused_renewal_is_tried_again(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    inbox = Inbox()
+    client.chat.listen(["general"], on_message=inbox)
+    refused: list[dict[str, Any]] = []
+
+    def refuse_the_first_renewal(session: Any, params: dict[str, Any]) -> dict[str, Any]:
+        if not refused:
+            refused.append(params)
+            return {"code": "503", "message": "try again later"}
+        return emulator.chat.subscribe(session, params)
+
+    emulator.respond("chat.subscribe", handler=refuse_the_first_renewal)
+    emulator.disconnect_sessions(restart=True)  # the new session starts with no subscription
+
+    emulator.wait_for_request("chat.subscribe", count=3, timeout=WAIT)  # the refused renewal, then its retry
+    emulator.chat.wait_for_members("general", 1)
+    emulator.chat_publish("general", "heard after all")
+    assert inbox.next().content == "heard after all"
+    assert refused[0]["channels"] == [{"name": "general"}]
 
 
 def test_renewal_also_follows_a_fresh_login(emulator: RelayEmulator, connect: Connect) -> None:
