@@ -277,6 +277,7 @@ class VideoService:
                 channel.subscriptions.remove(subscription)
                 if not channel.subscriptions:
                     channel.subscribed.clear()  # the next listen() subscribes again
+                    channel.unconfirmed = False
                     self._renewals.forget(channel.name)
                 return
             for state in list(self._rooms.values()):
@@ -534,9 +535,14 @@ class VideoService:
         Subscriptions stay: the child's first login renews them."""
         self._lock = threading.Lock()
         self._rooms_channel.runner = self._session.ordered_runner("video.rooms")
-        for room in self._rooms.values():
+        for room in list(self._rooms.values()):
             room.channel.runner = self._session.ordered_runner(f"room {room.room_session_id}")
-            room.handles.clear()  # their futures belong to the parent's pool and threads
+            # Handles, and the calls waiting on them, belong to the parent's pool and
+            # threads: only subscriptions hold a room in the child.
+            room.handles.clear()
+            room.claims.clear()
+            room.busy = 0
+            self._release_if_idle(room)
         self._renewals = self._new_renewals()
         for channel in [self._rooms_channel, *(room.channel for room in self._rooms.values())]:
             if channel.subscribed:
