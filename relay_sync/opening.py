@@ -16,7 +16,9 @@ the connected (and TLS-wrapped) socket and told never to follow a redirect: a
 
 Runs in the connecting thread (the caller of ``connect()``, or the I/O thread
 on a reconnect); ``OpeningWatch.stop`` runs on the timer thread or in the
-thread that closes the client.
+thread that closes the client. The DNS lookup, which no socket shutdown can
+interrupt, runs on a short-lived ``relay_sync-dns`` thread that the connecting
+thread waits for under the same watch and deadline (see ``_resolve``).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class OpeningWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
+        self._waiters: list[threading.Event] = []  # set by stop(): waits that are not on a socket
         self._finished = False
         self.stopped_by: str | None = None
 
@@ -63,6 +66,14 @@ class OpeningWatch:
             if self.stopped_by is not None:
                 raise ConnectionAbortedError(f"the connection attempt was stopped ({self.stopped_by})")
             self._sockets.append(sock)
+
+    def wake_on_stop(self, event: threading.Event) -> None:
+        """Set ``event`` when the attempt is stopped (at once if it already was)."""
+        with self._lock:
+            if self.stopped_by is None:
+                self._waiters.append(event)
+                return
+        event.set()
 
     def check(self) -> None:
         """Raise if the attempt was stopped. Called once a socket is connecting:
@@ -79,14 +90,18 @@ class OpeningWatch:
                 return
             self.stopped_by = reason
             sockets = list(self._sockets)
+            waiters = list(self._waiters)
         for sock in sockets:
             _shut(sock)
+        for event in waiters:
+            event.set()
 
     def finish(self) -> bool:
         """The attempt succeeded: stop watching. False if it was stopped first."""
         with self._lock:
             self._finished = True
             self._sockets.clear()
+            self._waiters.clear()
             return self.stopped_by is None
 
 
@@ -189,9 +204,57 @@ def trust_context(ca_file: str | None) -> ssl.SSLContext:
     return context
 
 
+class _Lookup:
+    """One ``getaddrinfo`` call, run on its own thread; ``ready`` is set when it is done
+    (and by the watch, when the attempt is stopped first)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._port = port
+        self.ready = threading.Event()
+        self.done = False
+        self._addresses: list[Any] = []
+        self._error: Exception | None = None
+
+    def run(self) -> None:  # the relay_sync-dns thread
+        try:
+            self._addresses = socket.getaddrinfo(self._host, self._port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        except Exception as error:  # noqa: BLE001 - handed to the connecting thread, which raises it
+            self._error = error
+        finally:
+            self.done = True
+            self.ready.set()
+
+    def addresses(self) -> list[Any]:
+        if self._error is not None:
+            raise self._error
+        return self._addresses
+
+
+def _resolve(host: str, port: int, timeout: float, watch: OpeningWatch) -> list[Any]:
+    """``getaddrinfo`` under the attempt's deadline and watch.
+
+    The system resolver cannot be interrupted, and one whose DNS server does not
+    answer takes its own time (tens of seconds). So the lookup runs on a
+    short-lived daemon thread while this one waits for it, for the deadline and
+    for a stop: a stopped attempt leaves a slow lookup behind, to end on its own.
+    """
+    lookup = _Lookup(host, port)
+    watch.wake_on_stop(lookup.ready)
+    resolver = threading.Thread(target=lookup.run, name="relay_sync-dns", daemon=True)
+    resolver.start()
+    lookup.ready.wait(timeout)
+    if lookup.done:
+        resolver.join()  # it is returning: no thread outlives a lookup that finished
+    watch.check()  # stopped (deadline or close): raises
+    if not lookup.done:
+        raise TimeoutError(f"the DNS lookup of {host} took longer than {timeout:g} s")
+    return lookup.addresses()
+
+
 def _connect_tcp(host: str, port: int, timeout: float, watch: OpeningWatch) -> socket.socket:
     last_error: OSError | None = None
-    for family, kind, proto, _, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM, socket.IPPROTO_TCP):
+    for family, kind, proto, _, address in _resolve(host, port, timeout, watch):
         sock = socket.socket(family, kind, proto)
         try:
             watch.track(sock)
