@@ -856,7 +856,6 @@ class RelayClient:
                 hook(resumed)
             except Exception:  # a bug in one service must not fail the login or kill the I/O thread
                 log.exception("a session-start hook failed")
-        self._lifecycle.connected(resumed)
 
     def _route_event(self, envelope: JSONDict) -> None:
         event_type = envelope.get("event_type")

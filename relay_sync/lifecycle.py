@@ -52,6 +52,10 @@ class ConnectionState(str, enum.Enum):
 class LinkObserver:
     """What the transport reports about the link. The base class ignores it all."""
 
+    def connected(self, resumed: bool) -> None:
+        """A session is authenticated and live: ``connected`` is True and the requests
+        queued while the link was down are on their way."""
+
     def link_lost(self, error: RelayError) -> None:
         """The socket of a logged-in session went away (not by ``close()``)."""
 

@@ -445,6 +445,7 @@ class Transport:
         # took with it then still finds every queued request unsent, as one of this session's.
         self._on_session(resumed)
         self._flush_backlog(link)
+        self._observer.connected(resumed)  # after the flush: a hook sees a live client
         return link
 
     def _open_and_authenticate(self, watch: OpeningWatch, timeout: float) -> tuple[Link, JSONDict]:

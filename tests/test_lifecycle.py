@@ -166,6 +166,30 @@ def test_a_dropped_link_resumes_the_session(server: RelayTestServer, make_client
     assert client.stats()["reconnects"] == 1
 
 
+def test_on_connected_sees_a_live_client_with_the_backlog_already_sent(
+    server: RelayTestServer, make_client: MakeClient
+) -> None:
+    server.respond("queued.method", result={"code": "200", "message": "OK"})
+    client = make_client(request_timeout=30)
+    seen: list[tuple[bool, str, int]] = []
+    reconnected = threading.Event()
+
+    @client.on_connected
+    def look(resumed: bool) -> None:
+        seen.append((client.connected, client.state, client.stats()["backlog"]))
+        if resumed:
+            reconnected.set()
+
+    server.pause_logins()
+    server.session().drop()
+    server.wait_for_request("signalwire.connect", count=2)
+    queued = [client.execute_future("queued.method", {"n": n}) for n in range(300)]
+    server.resume_logins()
+    assert reconnected.wait(10)
+    assert all(future.result(timeout=10)["code"] == "200" for future in queued)
+    assert seen[-1] == (True, "connected", 0)
+
+
 def test_a_server_restart_notice_means_a_new_session(server: RelayTestServer, make_client: MakeClient) -> None:
     client = make_client(connect=False)
     hooks = HookRecorder(client)
