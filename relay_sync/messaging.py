@@ -34,7 +34,7 @@ from .events import (
     parse_event,
 )
 from .futures import HandoffFuture, fail, settle, wait_result
-from .rpc import JSONDict
+from .rpc import SESSION_PROTOCOL, JSONDict
 
 if TYPE_CHECKING:
     from .session import Session
@@ -316,8 +316,13 @@ class MessagingService:
             raise ValueError(f"body must be a string, not {type(body).__name__}")
         if on_completed is not None:
             _check_callable(on_completed)
-        context = context or self._session.relay_protocol()
-        params: JSONDict = {"context": context, "to_number": to_number, "from_number": from_number}
+        # Without a context, the session's protocol: filled in as the frame goes out, since
+        # one queued while reconnecting (or sent first in a forked child) cannot know it yet.
+        params: JSONDict = {
+            "context": context or SESSION_PROTOCOL,
+            "to_number": to_number,
+            "from_number": from_number,
+        }
         if body:
             params["body"] = body
         if media_urls:
@@ -328,6 +333,9 @@ class MessagingService:
             params["region"] = region
 
         result = self._session.request("messaging.send", params)
+        # Answered on the session it went out on (a lost link would have failed it), so
+        # that session's protocol is the context its state updates are addressed to.
+        context = context or self._session.relay_protocol()
         message_id = result.get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise RelayError("bad_response", "messaging.send was accepted but its result has no message_id")

@@ -139,17 +139,49 @@ def response_result(method: str, frame: JSONDict) -> JSONDict:
     raise RelayError(str(code), str(result.get("message", f"{method} failed")))
 
 
+class _SessionProtocol:
+    """The type of ``SESSION_PROTOCOL``."""
+
+    def __repr__(self) -> str:
+        return "SESSION_PROTOCOL"
+
+
+# A top-level param value that stands for the protocol of the session the request
+# goes out on, filled in by the transport as the frame is written: a request queued
+# while reconnecting (or made in a forked child before it connected) cannot know it yet.
+SESSION_PROTOCOL: Any = _SessionProtocol()
+
+
+def takes_session_protocol(params: JSONDict) -> bool:
+    return any(value is SESSION_PROTOCOL for value in params.values())
+
+
+def fill_session_protocol(params: JSONDict, protocol: str | None) -> JSONDict:
+    return {name: protocol if value is SESSION_PROTOCOL else value for name, value in params.items()}
+
+
 class PendingRequest:
-    """One request awaiting its response: the frame text and the future it resolves."""
+    """One request awaiting its response: the frame text and the future it resolves.
 
-    __slots__ = ("future", "method", "request_id", "sent_at", "text")
+    ``unfilled`` holds the params while they still wait for ``SESSION_PROTOCOL``
+    to be filled in (``text`` is empty until then).
+    """
 
-    def __init__(self, request_id: str, method: str, text: str) -> None:
+    __slots__ = ("future", "method", "request_id", "sent_at", "text", "unfilled")
+
+    def __init__(self, request_id: str, method: str, text: str, unfilled: JSONDict | None = None) -> None:
         self.request_id = request_id
         self.method = method
         self.text = text
+        self.unfilled = unfilled
         self.sent_at = 0.0  # monotonic time it went on the wire (set by PendingTable.add)
         self.future: Future[JSONDict] = Future()
+
+    def fill(self, protocol: str | None) -> None:
+        """Write the frame text, with ``protocol`` for every ``SESSION_PROTOCOL`` param."""
+        if self.unfilled is not None:
+            _, self.text = encode_request(self.method, fill_session_protocol(self.unfilled, protocol), self.request_id)
+            self.unfilled = None
 
     @property
     def sent(self) -> bool:

@@ -63,8 +63,10 @@ from .rpc import (
     encode_error,
     encode_request,
     encode_result,
+    fill_session_protocol,
     masked,
     response_result,
+    takes_session_protocol,
 )
 from .timers import TimerThread
 
@@ -325,8 +327,12 @@ class Transport:
 
     def submit(self, method: str, params: JSONDict) -> PendingRequest:
         """Send (or queue, while reconnecting) a request; its future settles with the result."""
-        request_id, text = encode_request(method, params)
-        pending = PendingRequest(request_id, method, text)
+        if takes_session_protocol(params):  # encoded once the session is known (below, or at the flush)
+            request_id, _ = encode_request(method, fill_session_protocol(params, ""))  # a bad param raises here
+            pending = PendingRequest(request_id, method, "", unfilled=params)
+        else:
+            request_id, text = encode_request(method, params)
+            pending = PendingRequest(request_id, method, text)
         with self._state_lock:
             if self._closed:
                 raise copy_for_waiter(self._fatal) if self._fatal is not None else ClientClosedError()
@@ -339,9 +345,10 @@ class Transport:
                 self._requests_sent += 1
                 return pending
             link = self._link
+            pending.fill(self.session.protocol)
             self._pending.add(pending)
             self._requests_sent += 1
-        self._log_frame("send", text)
+        self._log_frame("send", pending.text)
         if link is None:  # cannot happen while connected; fail as a lost link would
             self._pending.fail_some([pending], ConnectionLostError())
         else:
@@ -546,6 +553,7 @@ class Transport:
             queued = list(self._backlog)
             self._backlog.clear()
             for pending in queued:
+                pending.fill(self.session.protocol)  # the new session's
                 self._pending.add(pending)
                 self._log_frame("send", pending.text)
                 queue(pending)

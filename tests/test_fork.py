@@ -228,3 +228,23 @@ def test_a_forked_childs_first_dial_connects_and_settles(
     assert report == {"call_id": "leg-of-forked", "active_calls": 1}
     assert [frame["params"]["tag"] for frame in server.requests("calling.dial")] == ["forked"]
     assert server.requests("calling.end") == []
+
+
+def test_a_forked_childs_first_message_goes_out_on_its_own_session(
+    server: RelayTestServer, make_client: Callable[..., RelayClient]
+) -> None:
+    client = make_client()
+    parent_protocol = client.relay_protocol
+
+    def child() -> dict:
+        message = client.send_message(to_number="+15551110000", from_number="+15552220000", body="from the child")
+        report = {"context": message.context, "protocol": client.relay_protocol}
+        client.disconnect()
+        return report
+
+    report = run_in_child(child)
+    assert "error" not in report, report
+    (sent,) = server.requests("messaging.send")
+    # the child's own protocol, learnt by the login its first request made: not null, not the parent's
+    assert sent["params"]["context"] == report["context"] == report["protocol"]
+    assert report["protocol"] not in (None, parent_protocol)

@@ -31,6 +31,7 @@ from relay_sync.testing import RelayTestServer, ServerSession
 
 from ..calling_support import push_inbound, script_call_lifecycle
 from ..fast_clients import relay_threads
+from ..polling import read_until
 from .support import (
     STEP,
     CallDesk,
@@ -275,6 +276,28 @@ def test_messages_in_flight_across_a_restart_disconnect(server: RelayTestServer,
     # Sent on a context the client still receives: its states still come.
     second.push_event("messaging.state", {"message_id": on_context.message_id, "message_state": "delivered"})
     assert on_context.wait(timeout=STEP).state == "delivered"
+    assert_tables_settled(client)
+
+
+def test_a_message_sent_while_a_restarted_session_logs_in_goes_out_on_the_new_one(
+    server: RelayTestServer, make_client: MakeClient
+) -> None:
+    client = make_client(request_timeout=STEP)
+    server.pause_logins()
+    server.session().send_disconnect(restart=True)  # the old protocol is gone; the new one is not known yet
+    server.wait_for_request("signalwire.connect", count=2)
+    sending = run_in_thread(
+        lambda: client.send_message(to_number="+15551110000", from_number="+15552220000", body="between")
+    )
+    read_until(client.stats, lambda stats: stats["backlog"] == 1, STEP, "the message queued")
+    server.resume_logins()
+    second = server.wait_for_session(2)
+    message = outcome_of(sending)
+    (sent,) = server.requests("messaging.send")
+    # The new session's protocol, filled in as the frame went out: never null, never the lost one.
+    assert sent["params"]["context"] == client.relay_protocol == message.context
+    second.push_event("messaging.state", {"message_id": message.message_id, "message_state": "delivered"})
+    assert message.wait(timeout=STEP).state == "delivered"
     assert_tables_settled(client)
 
 
