@@ -382,10 +382,10 @@ class SlowServer:
 
 
 def test_slow_out_of_order_answers_reach_their_own_callers(server: RelayTestServer, make_client: MakeClient) -> None:
-    timeout = 0.6
+    timeout = 1.0
     client = make_client(request_timeout=timeout, ping_interval=60)
-    # 30 answers between 0.1x and 1.6x request_timeout, in shuffled order.
-    delays = [timeout * (0.1 + 1.5 * i / 29) for i in range(30)]
+    # 30 answers between 0.1x and 2x request_timeout, in shuffled order.
+    delays = [timeout * (0.1 + 1.9 * i / 29) for i in range(30)]
     random.Random(8).shuffle(delays)
     slow = SlowServer(server, "slow.method", delays)
 
@@ -393,10 +393,11 @@ def test_slow_out_of_order_answers_reach_their_own_callers(server: RelayTestServ
     results = [outcome_of(caller, timeout=STEP) for caller in callers]
     slow.join()
 
+    # Half a timeout of margin either way: starting 30 threads on a busy machine takes time.
     for n, (delay, result) in enumerate(zip(delays, results)):
-        if delay < timeout * 0.7:
+        if delay < timeout * 0.5:
             assert result == {"code": "200", "n": n}  # its own answer, whatever the order
-        elif delay > timeout * 1.3:
+        elif delay > timeout * 1.5:
             assert isinstance(result, RelayTimeoutError)
         else:
             assert result == {"code": "200", "n": n} or isinstance(result, RelayTimeoutError)
