@@ -107,7 +107,7 @@ def test_an_answered_call_survives_a_dropped_socket(emulator: RelayEmulator, con
 
 def test_the_authorization_state_is_sent_back_on_reconnect(emulator: RelayEmulator, connect: Connect) -> None:
     connect()
-    [pushed] = emulator.events("signalwire.authorization.state")
+    pushed = emulator.wait_for_event("signalwire.authorization.state")  # sent just after the login answer
     [(session, event_id)] = event_frames(emulator, "signalwire.authorization.state")
     answered_on(emulator, session, event_id)  # the client has taken it
 
