@@ -40,6 +40,9 @@ MAX_REFRESH_LEAD = 60.0
 # After a failed refresh, try again after this share of the time left (at least MIN_RETRY_DELAY).
 RETRY_SHARE = 0.5
 MIN_RETRY_DELAY = 0.25
+# The least time between two successful renewals: a server that answers every
+# renewal with an expiry already (or almost) past must not get a renewal loop.
+MIN_RENEWAL_INTERVAL = 10.0
 # Expiries come from the server and from tokens: never trusted to be sane.
 # 1e11 epoch seconds is in the year 5138, while 1e11 ms was in 1973: an expiry
 # above it is in milliseconds. None is believed further ahead than a year.
@@ -225,9 +228,19 @@ class JWTRenewal:
         self.credentials.renewed(token)  # later reconnects log in with it
         next_expiry = self._expiry_after_refresh(result, token)
         if next_expiry is None:
+            with self._lock:
+                self._timer = None  # the one that brought us here has run: nothing is scheduled now
             log.info("RELAY session re-authenticated with a new JWT; its expiry is unknown")
             return
-        self._arm(next_expiry)
+        delay = refresh_delay(next_expiry, time.time())
+        if delay < MIN_RENEWAL_INTERVAL:
+            log.warning(
+                "the renewed JWT expires in %.0f s, too soon to renew it in time; renewing again in %.0f s",
+                next_expiry - time.time(),
+                MIN_RENEWAL_INTERVAL,
+            )
+            delay = MIN_RENEWAL_INTERVAL
+        self._arm(next_expiry, delay=delay)
         log.info("RELAY session re-authenticated with a new JWT, valid for %.0f s", next_expiry - time.time())
 
     def _new_token(self) -> str:

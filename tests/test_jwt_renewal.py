@@ -17,7 +17,7 @@ import pytest
 import responses
 
 from relay_sync import RelayClient
-from relay_sync.jwt_renewal import jwt_expiry, refresh_delay
+from relay_sync.jwt_renewal import MIN_RENEWAL_INTERVAL, jwt_expiry, refresh_delay
 from relay_sync.testing import RelayTestServer
 
 MakeClient = Callable[..., RelayClient]
@@ -93,6 +93,21 @@ def test_a_refresher_token_reauthenticates_on_the_same_socket_before_expiry(
     server.wait_for_session(2, timeout=2)
     login = server.requests("signalwire.connect")[1]["params"]["authentication"]["jwt_token"]
     assert login != "test-jwt" and login in server.jwt_tokens
+
+
+def test_a_server_that_renews_with_an_expiry_already_past_gets_no_renewal_loop(
+    server: RelayTestServer, make_client: MakeClient, renewal_log: Callable[[str], LogWaiter]
+) -> None:
+    server.authorization = {"project_id": "test", "expires_at": time.time() - 100}
+    past_due = real_jwt(time.time() - 100)  # every renewed token is already expired too
+    server.jwt_tokens.add(past_due)
+    renewed = renewal_log("re-authenticated with a new JWT")
+    client = make_client(project=None, token=None, jwt_token="test-jwt", jwt_refresher=lambda: past_due)
+    assert renewed.seen.wait(5)  # the first renewal comes at once: the login already said "expired"
+    next_in = client.stats()["jwt_renewal_in"]
+    assert MIN_RENEWAL_INTERVAL >= 10
+    assert next_in is not None and next_in > 5  # not at once again: at least MIN_RENEWAL_INTERVAL later
+    assert len(server.requests("signalwire.reauthenticate")) == 1
 
 
 def test_project_and_token_mint_the_new_jwt_over_rest(
