@@ -462,13 +462,7 @@ class VideoService:
             return ended  # what came later cannot undo the end
         handle = state.handles.get(handle_id)
         if handle is None:
-            handle = HANDLE_CLASSES[kind](
-                self.request,
-                self._session.handler_pool(),
-                fields,
-                room_session_id=state.room_session_id,
-                room_id=state.room_id,
-            )
+            handle = self._new_handle(state, kind, fields)
         else:
             handle._apply(fields)
         if handle.has_ended:
@@ -479,6 +473,15 @@ class VideoService:
         else:
             state.handles[handle_id] = handle
         return handle
+
+    def _new_handle(self, state: _Room, kind: str, fields: JSONDict) -> RoomAction:
+        return HANDLE_CLASSES[kind](
+            self.request,
+            self._session.handler_pool(),
+            fields,
+            room_session_id=state.room_session_id,
+            room_id=state.room_id,
+        )
 
     def _track_answer(self, state: _Room, kind: str, fields: JSONDict) -> RoomAction:
         """The handle for an operation a start or list answer described (lock held).
@@ -492,13 +495,7 @@ class VideoService:
         known = state.ended.get(handle_id) or state.handles.get(handle_id)
         if known is not None:
             return known  # settled when the room was forgotten
-        handle = HANDLE_CLASSES[kind](
-            self.request,
-            self._session.handler_pool(),
-            fields,
-            room_session_id=state.room_session_id,
-            room_id=state.room_id,
-        )
+        handle = self._new_handle(state, kind, fields)
         fail(handle.future, self._closed_error or RoomEndedError(f"room session {state.room_session_id} ended first"))
         return handle
 
