@@ -227,6 +227,7 @@ class RelayClient:
         # What every service may ask of this client: they get this, never the client.
         session = Session(
             request=self._request,
+            request_on_session=lambda method, params: self._live_transport().request_on_session(method, params),
             submit=self._submit,
             call_later=self._call_later,
             run_user=self._run_user,

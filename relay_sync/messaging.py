@@ -332,10 +332,9 @@ class MessagingService:
         if region is not None:
             params["region"] = region
 
-        result = self._session.request("messaging.send", params)
-        # Answered on the session it went out on (a lost link would have failed it), so
-        # that session's protocol is the context its state updates are addressed to.
-        context = context or self._session.relay_protocol()
+        result, filled_with = self._session.request_on_session("messaging.send", params)
+        # The protocol the frame actually carried: the session may have changed since.
+        context = context or filled_with
         message_id = result.get("message_id")
         if not isinstance(message_id, str) or not message_id:
             raise RelayError("bad_response", "messaging.send was accepted but its result has no message_id")

@@ -167,13 +167,14 @@ class PendingRequest:
     to be filled in (``text`` is empty until then).
     """
 
-    __slots__ = ("future", "method", "request_id", "sent_at", "text", "unfilled")
+    __slots__ = ("future", "method", "protocol", "request_id", "sent_at", "text", "unfilled")
 
     def __init__(self, request_id: str, method: str, text: str, unfilled: JSONDict | None = None) -> None:
         self.request_id = request_id
         self.method = method
         self.text = text
         self.unfilled = unfilled
+        self.protocol: str | None = None  # what SESSION_PROTOCOL was filled with
         self.sent_at = 0.0  # monotonic time it went on the wire (set by PendingTable.add)
         self.future: Future[JSONDict] = Future()
 
@@ -181,6 +182,7 @@ class PendingRequest:
         """Write the frame text, with ``protocol`` for every ``SESSION_PROTOCOL`` param."""
         if self.unfilled is not None:
             _, self.text = encode_request(self.method, fill_session_protocol(self.unfilled, protocol), self.request_id)
+            self.protocol = protocol
             self.unfilled = None
 
     @property

@@ -37,6 +37,8 @@ class Session:
 
     :param request: send a request and block for its result (``RelayError`` on
         failure; ``NotConnectedError`` before ``connect()``).
+    :param request_on_session: ``request`` that also returns the session protocol its
+        ``rpc.SESSION_PROTOCOL`` params were filled with as the frame went out.
     :param submit: send (or queue, while reconnecting) a request without
         waiting; its future settles on the I/O thread.
     :param call_later: run a callback on the timer thread after a delay; raises
@@ -57,6 +59,7 @@ class Session:
     """
 
     request: Request
+    request_on_session: Callable[[str, JSONDict], tuple[JSONDict, str | None]]
     submit: Callable[[str, JSONDict], PendingRequest]
     call_later: Callable[[float, Callable[[], None]], Timer]
     run_user: RunUser

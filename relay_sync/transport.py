@@ -277,7 +277,17 @@ class Transport:
 
     def request(self, method: str, params: JSONDict, timeout: float | None = None) -> JSONDict:
         """Send a request and block until its result (2xx) or a ``RelayError``."""
+        return self._wait(self.submit(method, params), method, timeout)
+
+    def request_on_session(
+        self, method: str, params: JSONDict, timeout: float | None = None
+    ) -> tuple[JSONDict, str | None]:
+        """``request``, also returning the session protocol its ``SESSION_PROTOCOL``
+        params went out with (read now, the session may already have changed)."""
         pending = self.submit(method, params)
+        return self._wait(pending, method, timeout), pending.protocol
+
+    def _wait(self, pending: PendingRequest, method: str, timeout: float | None) -> JSONDict:
         wait = timeout if timeout is not None else self._options.request_timeout
         try:
             # Any finite timeout is allowed; past TIMEOUT_MAX the lock under the future raises OverflowError.
@@ -451,8 +461,8 @@ class Transport:
         # The hooks run before the backlog goes out: a service failing what a lost session
         # took with it then still finds every queued request unsent, as one of this session's.
         self._on_session(resumed)
-        self._flush_backlog(link)
-        self._observer.connected(resumed)  # after the flush: a hook sees a live client
+        if self._flush_backlog(link):  # not when close() came during the login
+            self._observer.connected(resumed)  # after the flush: a hook sees a live client
         return link
 
     def _open_and_authenticate(self, watch: OpeningWatch, timeout: float) -> tuple[Link, JSONDict]:
@@ -541,15 +551,16 @@ class Transport:
         self.session.session_id = session_id if isinstance(session_id, str) else None
         return resumed
 
-    def _flush_backlog(self, link: Link) -> None:
-        """Mark the session live and send what queued while it was down, oldest first.
+    def _flush_backlog(self, link: Link) -> bool:
+        """Mark the session live and send what queued while it was down, oldest first
+        (False, doing nothing, once the transport is closed).
 
         Holding the writer's send lock while flipping ``_connected`` keeps a
         request made right now from overtaking the queued ones.
         """
         with link.writer.held() as queue, self._state_lock:
             if self._closed:
-                return
+                return False
             queued = list(self._backlog)
             self._backlog.clear()
             for pending in queued:
@@ -559,6 +570,7 @@ class Transport:
                 queue(pending)
             self._connected = True
             self._logged_in_once = True
+        return True
 
     def _write_failed(self, ws: websocket.WebSocket, requests: list[PendingRequest]) -> None:
         """A write on ``ws`` failed (the writing thread): its requests may or may not

@@ -301,6 +301,26 @@ def test_a_message_sent_while_a_restarted_session_logs_in_goes_out_on_the_new_on
     assert_tables_settled(client)
 
 
+def test_a_restart_right_behind_the_send_answer_fails_the_message_sent_on_the_old_protocol(
+    server: RelayTestServer, make_client: MakeClient
+) -> None:
+    # The restart notice follows the messaging.send answer in the same burst: however late the
+    # caller's thread wakes, the message keeps the protocol its frame carried, which is gone.
+    server.respond(
+        "messaging.send",
+        result={"code": "200", "message_id": "behind-1"},
+        after=lambda session, params, result: session.request("signalwire.disconnect", {"restart": True}),
+    )
+    client = make_client()
+    old_protocol = client.relay_protocol
+    message = client.send_message(to_number="+15551110000", from_number="+15552220000", body="hi")
+    assert message.context == old_protocol
+    assert isinstance(woken_with_error(lambda: message.wait(timeout=STEP)), SessionLostError)
+    server.wait_for_session(2)
+    assert_serves(client, server)
+    assert_tables_settled(client)
+
+
 def test_credentials_refused_on_reconnect_fail_everything_and_end_run(
     server: RelayTestServer, make_client: MakeClient
 ) -> None:
