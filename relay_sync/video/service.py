@@ -531,6 +531,9 @@ class VideoService:
         """In a forked child: fresh locks, and runners on the child's handler pool.
         Subscriptions stay: the child's first login renews them."""
         self._lock = threading.Lock()
+        # First: releasing a room below forgets its renewal, and the parent's Renewals
+        # has a lock another parent thread may have held at the fork.
+        self._renewals = self._new_renewals()
         self._rooms_channel.runner = self._session.ordered_runner("video.rooms")
         for room in list(self._rooms.values()):
             room.channel.runner = self._session.ordered_runner(f"room {room.room_session_id}")
@@ -540,7 +543,6 @@ class VideoService:
             room.claims.clear()
             room.busy = 0
             self._release_if_idle(room)
-        self._renewals = self._new_renewals()
         for channel in [self._rooms_channel, *(room.channel for room in self._rooms.values())]:
             if channel.subscribed:
                 self._renewals.remember(
