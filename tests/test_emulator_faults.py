@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from relay_sync import RelayClient, RelayError
+from relay_sync import RelayClient, RelayError, SessionLostError
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .emulator_support import CALLER, OFFICE, Connect, handle_calls, tts
@@ -227,3 +227,59 @@ def test_the_plain_test_server_has_no_rest_endpoints() -> None:
     with RelayTestServer() as server:
         response = requests.post(f"http://{server.relay_host}/api/relay/rest/tasks", json={}, timeout=2)
     assert response.status_code == 404
+
+
+def test_a_client_back_after_orphan_timeout_gets_a_new_session_and_loses_its_calls() -> None:
+    with RelayEmulator(time_factor=0.01, orphan_timeout=0.05) as emulator:
+        client = emulator.client(contexts=["office"], **FAST)
+        logins: queue.Queue[bool] = queue.Queue()
+        client.on_connected(logins.put)
+        calls: queue.Queue[Any] = queue.Queue()
+
+        @client.on_call
+        def answer(call: Any) -> None:
+            call.answer()
+            calls.put(call)
+
+        client.connect()
+        try:
+            assert logins.get(timeout=2) is False
+            handle = emulator.place_call(OFFICE, CALLER, context="office")
+            call = calls.get(timeout=2)
+            emulator.pause_logins()
+            emulator.drop_sessions()
+            assert handle.wait_ended(timeout=2) == "hangup"  # away past orphan_timeout
+            emulator.resume_logins()
+
+            assert logins.get(timeout=2) is False  # not resumed: its ending/ended events are gone
+            with pytest.raises(SessionLostError):
+                call.ended.result(timeout=2)
+        finally:
+            client.disconnect()
+
+
+def test_a_client_that_resumed_gets_the_full_orphan_timeout_when_it_leaves_again() -> None:
+    with RelayEmulator(time_factor=0.01, orphan_timeout=0.5) as emulator:
+        client = emulator.client(contexts=["office"], **FAST)
+        answered = threading.Event()
+
+        @client.on_call
+        def answer(call: Any) -> None:
+            call.answer()
+            answered.set()
+
+        client.connect()
+        handle = emulator.place_call(OFFICE, CALLER, context="office")
+        assert answered.wait(timeout=2)
+        emulator.drop_sessions()  # the first departure starts an orphan timer...
+        emulator.wait_for_session(2)  # ...which the resume must cancel
+        emulator.wait_for_event("signalwire.authorization.state", count=2)  # the resume was taken in
+        emulator.pause_logins()
+        emulator.drop_sessions()
+        left = time.monotonic()
+        try:
+            assert handle.wait_ended(timeout=5) == "hangup"
+            assert time.monotonic() - left >= 0.5  # the second departure's own full grace
+        finally:
+            emulator.resume_logins()
+            client.disconnect()

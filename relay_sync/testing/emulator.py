@@ -134,6 +134,9 @@ class RelayEmulator(RelayTestServer):
         self.methods.update(self.video.methods)
         self.ping_interval = ping_interval
         self._pinger: Scheduled | None = None
+        # protocol -> its orphan timer: one per protocol gone away, cancelled when it comes back.
+        self._orphan_timers: dict[str, Scheduled] = {}
+        self._orphan_lock = threading.Lock()
         self._transcript_changed = threading.Condition()
         self.network.transcript.listen(self._on_transcript)
 
@@ -337,6 +340,11 @@ class RelayEmulator(RelayTestServer):
         return {**self.authorization, "expires_at": claims["exp"], "resource": claims.get("resource")}
 
     def _session_started(self, session: ServerSession, resumed: bool) -> None:
+        if session.protocol is not None:
+            with self._orphan_lock:
+                timer = self._orphan_timers.pop(session.protocol, None)
+            if timer is not None:
+                timer.cancel()  # back in time: it gets the full grace again when it next leaves
         if self.authorization_state_after_connect is None:
             # Like RELAY: an opaque blob the client sends back when it reconnects.
             session.push_authorization_state(secrets.token_urlsafe(32))
@@ -347,13 +355,25 @@ class RelayEmulator(RelayTestServer):
         self.network.outbox.detach(session)
         self.chat.session_ended(session)
         protocol = session.protocol
-        if protocol is not None and session.authenticated.is_set():
-            self.network.scheduler.after_real(
-                self.network.limits.orphan_timeout, lambda: self.calling.client_gone(protocol)
-            )
-            self.network.scheduler.after_real(
-                self.network.limits.orphan_timeout, lambda: self.video.client_gone(protocol)
-            )
+        if protocol is None or not session.authenticated.is_set():
+            return
+        timer = self.network.scheduler.after_real(self.network.limits.orphan_timeout, lambda: self._abandon(protocol))
+        with self._orphan_lock:
+            previous = self._orphan_timers.get(protocol)
+            self._orphan_timers[protocol] = timer
+        if previous is not None:
+            previous.cancel()
+
+    def _abandon(self, protocol: str) -> None:
+        """``protocol`` stayed away past ``orphan_timeout`` (network thread): its calls are hung
+        up and its events dropped, so it cannot be resumed: a client coming back gets a new session."""
+        with self._orphan_lock:
+            self._orphan_timers.pop(protocol, None)
+        if self.network.outbox.live_session(protocol) is not None:
+            return  # resumed meanwhile
+        self.forget_protocol(protocol)
+        self.calling.client_gone(protocol)
+        self.video.client_gone(protocol)
 
     def _answer_received(self, session: ServerSession, frame: JSONDict) -> None:
         self.network.outbox.ack(session, frame)

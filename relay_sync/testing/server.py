@@ -577,6 +577,11 @@ class RelayTestServer:
             for old in [p for p in self._protocols if p not in live][: max(0, len(self._protocols) - len(live) - kept)]:
                 del self._protocols[old]
 
+    def forget_protocol(self, protocol: str) -> None:
+        """``protocol`` can no longer be resumed: a client asking for it gets a new session."""
+        with self._changed:
+            self._protocols.pop(protocol, None)
+
     def _handle_raw(self, session: ServerSession, raw: str | bytes) -> None:
         try:
             frame = json.loads(raw)
