@@ -17,7 +17,7 @@ import requests
 from relay_sync import RelayClient, RelayError, SessionLostError
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
-from .emulator_support import CALLER, OFFICE, Connect, handle_calls, tts
+from .emulator_support import CALLER, OFFICE, RING_TIMEOUT, Connect, handle_calls, tts
 from .fast_clients import FAST
 
 
@@ -283,3 +283,41 @@ def test_a_client_that_resumed_gets_the_full_orphan_timeout_when_it_leaves_again
         finally:
             emulator.resume_logins()
             client.disconnect()
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"orphan_timeout": float("inf")},
+        {"ring_timeout": float("nan")},
+        {"time_factor": float("inf")},
+        {"orphan_timeout": 0},
+        {"ping_interval": -1.0},
+    ],
+)
+def test_a_duration_setting_that_is_not_finite_and_positive_is_refused(setting: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=next(iter(setting))):
+        RelayEmulator(**setting)
+
+
+def test_an_absurdly_long_silence_does_not_stop_the_emulator_clock(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    messages: queue.Queue[Any] = queue.Queue()
+    client.on_message(messages.put)
+    playing = threading.Event()
+
+    def silent_forever(call: Any) -> None:
+        call.answer()
+        call.play_silence(1e12)  # scaled by the time factor: far past what a thread may wait
+        # Once this one is over (after the ring timeout, cancelled but still queued), the long
+        # silence is the only thing the network thread has left to wait for.
+        call.play_silence(RING_TIMEOUT + 10).wait(timeout=3)
+        playing.set()
+
+    outcomes = handle_calls(client, silent_forever)
+    emulator.place_call(OFFICE, CALLER, context="office")
+    assert playing.wait(timeout=4)
+    outcomes.result()
+
+    emulator.send_sms(OFFICE, CALLER, "still ticking", context="office")  # delivered by the network thread
+    assert messages.get(timeout=2).body == "still ticking"

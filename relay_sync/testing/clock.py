@@ -12,6 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import math
 import threading
 import time
 from typing import Callable
@@ -20,6 +21,10 @@ log = logging.getLogger(__name__)
 
 THREAD_NAME = "relay-emulator-network"
 MIN_COMPACT_AT = 1024
+# Condition.wait raises OverflowError past threading.TIMEOUT_MAX: the thread waits at most this
+# long at a time, and nothing is scheduled further out than MAX_DELAY (a year: "never" for a test).
+MAX_WAIT = 3600.0
+MAX_DELAY = 365 * 24 * 3600.0
 
 
 class Scheduled:
@@ -45,7 +50,7 @@ class Scheduler:
     """
 
     def __init__(self, time_factor: float = 1.0) -> None:
-        if not time_factor > 0:
+        if not (time_factor > 0 and math.isfinite(time_factor)):
             raise ValueError(f"time_factor must be a positive number, not {time_factor!r}")
         self.time_factor = time_factor
         self._queue: list[tuple[float, int, Scheduled]] = []
@@ -85,7 +90,7 @@ class Scheduler:
         return self.after_real(0.0, callback)
 
     def after_real(self, seconds: float, callback: Callable[[], None]) -> Scheduled:
-        item = Scheduled(time.monotonic() + max(0.0, seconds), callback)
+        item = Scheduled(time.monotonic() + min(max(0.0, seconds), MAX_DELAY), callback)  # NaN -> 0
         with self._changed:
             if not self._stopping:
                 heapq.heappush(self._queue, (item.due, next(self._order), item))
@@ -111,7 +116,7 @@ class Scheduler:
                     continue
                 wait = self._queue[0][0] - time.monotonic()
                 if wait > 0:
-                    self._changed.wait(wait)
+                    self._changed.wait(min(wait, MAX_WAIT))
                     continue
                 now = time.monotonic()
                 due: list[Scheduled] = []
@@ -121,6 +126,13 @@ class Scheduler:
             return None
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException:
+            log.critical("the emulator's network thread died: nothing timed happens any more", exc_info=True)
+            raise
+
+    def _serve(self) -> None:
         while True:
             due = self._next_due()
             if due is None:

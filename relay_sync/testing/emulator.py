@@ -26,6 +26,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -57,6 +58,12 @@ __all__ = ["CallHandle", "EmulatorLimitError", "Phone", "RelayEmulator", "Transc
 
 DEFAULT_TIME_FACTOR = 0.05
 METHOD_NOT_FOUND = -32601  # JSON-RPC: the server has no such method
+
+
+def _check_duration(name: str, value: float) -> None:
+    """A duration setting must be a finite number of seconds above zero (inf would stall the clock)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise ValueError(f"{name} must be a finite number of seconds above zero, not {value!r}")
 
 
 class RelayEmulator(RelayTestServer):
@@ -95,6 +102,13 @@ class RelayEmulator(RelayTestServer):
         max_frame_size: int = 1 << 20,
         max_journal: int = 100_000,
     ) -> None:
+        for name, value in (
+            ("time_factor", time_factor),
+            ("ring_timeout", ring_timeout),
+            ("orphan_timeout", orphan_timeout),
+            ("ping_interval", 1.0 if ping_interval is None else ping_interval),
+        ):
+            _check_duration(name, value)
         super().__init__(
             project,
             token,
