@@ -419,3 +419,58 @@ def test_the_caller_can_hang_up_from_the_test(emulator: RelayEmulator, connect: 
     handle.hangup()
 
     assert outcomes.result() == "hangup"
+
+
+def call_states(emulator: RelayEmulator, call_id: str) -> list[str]:
+    return [
+        e["params"]["call_state"] for e in emulator.events("calling.call.state") if e["params"]["call_id"] == call_id
+    ]
+
+
+def hang_up_when(emulator: RelayEmulator, text: str, handle: list[Any]) -> None:
+    """The caller hangs up the moment the app's command is taken, before its answer goes out."""
+
+    def listener(entry: Any) -> None:
+        if entry.text == text and handle:
+            handle[0].hangup()
+
+    emulator.on_transcript(listener)
+
+
+def test_a_caller_hanging_up_as_the_call_is_answered_ends_it_once(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+
+    def answer(call: Any) -> None:
+        call.answer()
+        call.ended.result(timeout=2)
+
+    outcomes = handle_calls(client, answer)
+    handle: list[Any] = []
+    hang_up_when(emulator, "answered the call", handle)
+    handle.append(emulator.place_call(OFFICE, CALLER, context="office"))
+
+    handle[0].wait_ended(timeout=2)
+    outcomes.result()
+    assert call_states(emulator, handle[0].call_id) == ["ending", "ended"]  # no answered after them, no second ended
+
+
+def test_no_playing_event_follows_the_end_of_a_call_hung_up_as_play_started(
+    emulator: RelayEmulator, connect: Connect
+) -> None:
+    client = connect()
+
+    def play(call: Any) -> None:
+        call.answer()
+        call.play(tts("Too late"))
+        call.ended.result(timeout=2)
+
+    outcomes = handle_calls(client, play)
+    handle: list[Any] = []
+    hang_up_when(emulator, 'played "Too late"', handle)
+    handle.append(emulator.place_call(OFFICE, CALLER, context="office"))
+
+    handle[0].wait_ended(timeout=2)
+    outcomes.result()
+    call_id = handle[0].call_id
+    assert call_states(emulator, call_id)[-1] == "ended"
+    assert [e["params"] for e in emulator.events("calling.call.play") if e["params"]["call_id"] == call_id] == []

@@ -238,13 +238,15 @@ class CallingEngine:
         if leg.state == "answered":
             return ok("Already answered")
         leg.state = "answered"
-        leg.answered.set()
         leg.cancel_timers()  # the ring timeout
         self._stop_waiting(leg)
         self.net.note(APP, "answered the call", leg, kind="calling.answer")
 
         def answered() -> None:
+            if leg.gone:
+                return  # hung up before the answer went out: its ending/ended are already on the wire
             self._send_state(leg)
+            leg.answered.set()  # only now may the far end hang up on an answered call
             self._arm_far_end(leg)
 
         return Reply(ok("Answered"), self._locked(answered))
@@ -271,7 +273,12 @@ class CallingEngine:
             event = {**fields, **notice.fields}
             if "control_id" in params:
                 event["control_id"] = params["control_id"]
-            return Reply(ok(), self._locked(lambda: self.net.emit(leg, notice.event_type, event)))
+
+            def emit() -> None:
+                if not leg.gone:  # an event for a call already ended would follow its ``ended``
+                    self.net.emit(leg, notice.event_type, event)
+
+            return Reply(ok(), self._locked(emit))
 
         return notify
 

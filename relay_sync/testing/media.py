@@ -88,10 +88,14 @@ class MediaOperations:
     def _emit(self, leg: Leg, operation: Operation, event_type: str, fields: JSONDict) -> None:
         self.net.emit(leg, event_type, {"control_id": operation.control_id, **fields})
 
-    def _locked(self, work: Callable[[], None]) -> Callable[[], None]:
+    def _while_up(self, leg: Leg, work: Callable[[], None]) -> Callable[[], None]:
+        """``work`` to run after the answer went out, under the lock, unless the call ended
+        meanwhile (its ``ended`` went out first: no ``playing`` or ``recording`` may follow it)."""
+
         def run() -> None:
             with self.net.lock:
-                work()
+                if not leg.gone:
+                    work()
 
         return run
 
@@ -126,7 +130,7 @@ class MediaOperations:
             return refuse("404", "no running operation with this control_id")
         self._end(leg, operation)
         self.net.note(APP, f"stopped {operation.method.split('.', 1)[1]}", leg)
-        return Reply(ok("Stopped"), self._locked(operation.on_stop or (lambda: None)))
+        return Reply(ok("Stopped"), self._while_up(leg, operation.on_stop or (lambda: None)))
 
     def pause(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
@@ -144,7 +148,9 @@ class MediaOperations:
         operation.remaining = remaining
         operation.state = "paused"
         event_type = EVENT_CALL_RECORD if operation.method == "calling.record" else EVENT_CALL_PLAY
-        return Reply(ok("Paused"), self._locked(lambda: self._emit(leg, operation, event_type, {"state": "paused"})))
+        return Reply(
+            ok("Paused"), self._while_up(leg, lambda: self._emit(leg, operation, event_type, {"state": "paused"}))
+        )
 
     def resume(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
@@ -161,7 +167,7 @@ class MediaOperations:
             if operation.on_due is not None:
                 self._arm(leg, operation, operation.remaining, operation.on_due)
 
-        return Reply(ok("Resumed"), self._locked(resume))
+        return Reply(ok("Resumed"), self._while_up(leg, resume))
 
     def volume(self, leg: Leg, params: JSONDict) -> JSONDict:
         if self._operation(leg, params) is None:
@@ -195,7 +201,7 @@ class MediaOperations:
                 self._arm(leg, operation, seconds, finished)
 
         operation.on_stop = lambda: self._emit(leg, operation, EVENT_CALL_PLAY, {"state": "finished"})
-        return Reply(ok("Playing"), self._locked(start))
+        return Reply(ok("Playing"), self._while_up(leg, start))
 
     # -- record -------------------------------------------------------------------
 
@@ -249,7 +255,7 @@ class MediaOperations:
                 self._arm(leg, operation, initial_timeout, no_input)
 
         operation.on_stop = lambda: self._emit(leg, operation, EVENT_CALL_RECORD, result(elapsed()))
-        return Reply(ok("Recording"), self._locked(start))
+        return Reply(ok("Recording"), self._while_up(leg, start))
 
     # -- collect ---------------------------------------------------------------
 
@@ -280,7 +286,7 @@ class MediaOperations:
             self._arm(leg, operation, flows.media_seconds(media), prompt_done)
 
         operation.on_stop = lambda: self._emit(leg, operation, EVENT_CALL_COLLECT, {"state": "finished", "final": True})
-        return Reply(ok("Playing and collecting"), self._locked(start))
+        return Reply(ok("Playing and collecting"), self._while_up(leg, start))
 
     def collect(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         if not isinstance(params.get("digits"), dict) and not isinstance(params.get("speech"), dict):
@@ -297,7 +303,7 @@ class MediaOperations:
             self._gather(leg, operation, params, initial_timeout, continuous=params.get("continuous") is True)
 
         operation.on_stop = lambda: self._emit(leg, operation, EVENT_CALL_COLLECT, {"state": "finished", "final": True})
-        return Reply(ok("Collecting"), self._locked(start))
+        return Reply(ok("Collecting"), self._while_up(leg, start))
 
     def start_input_timers(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
@@ -311,7 +317,7 @@ class MediaOperations:
         no_input = operation.on_due
         return Reply(
             ok("Timers started"),
-            self._locked(lambda: self._arm(leg, operation, operation.remaining, no_input)),
+            self._while_up(leg, lambda: self._arm(leg, operation, operation.remaining, no_input)),
         )
 
     def _gather(
@@ -410,7 +416,7 @@ class MediaOperations:
         operation.on_stop = lambda: self._emit(
             leg, operation, EVENT_CALL_DETECT, {"detect": {"type": kind, "params": {"event": "finished"}}}
         )
-        return Reply(ok("Detecting"), self._locked(start))
+        return Reply(ok("Detecting"), self._while_up(leg, start))
 
     # -- time-driven flows ------------------------------------------------------------
 
@@ -434,7 +440,7 @@ class MediaOperations:
                     self._arm(leg, operation, flow.runs_for, finished)
 
             operation.on_stop = lambda: self._emit(leg, operation, flow.event_type, {**echoed, **flow.finished})
-            return Reply(ok("OK"), self._locked(start))
+            return Reply(ok("OK"), self._while_up(leg, start))
 
         return start_flow
 
