@@ -5,6 +5,7 @@ REST and WebSocket sharing one port."""
 
 from __future__ import annotations
 
+import json
 import queue
 import socket
 import threading
@@ -13,12 +14,15 @@ from typing import Any
 
 import pytest
 import requests
+from websockets.sync.client import connect as ws_connect
 
 from relay_sync import RelayClient, RelayError, SessionLostError
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .emulator_support import CALLER, OFFICE, RING_TIMEOUT, Connect, handle_calls, tts
 from .fast_clients import FAST
+
+WAIT = 5.0
 
 
 def event_frames(emulator: RelayEmulator, event_type: str) -> list[tuple[int, str]]:
@@ -321,3 +325,46 @@ def test_an_absurdly_long_silence_does_not_stop_the_emulator_clock(emulator: Rel
 
     emulator.send_sms(OFFICE, CALLER, "still ticking", context="office")  # delivered by the network thread
     assert messages.get(timeout=2).body == "still ticking"
+
+
+def answer_to(websocket: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """Send ``request`` on a raw socket; return the frame answering it (events in between skipped)."""
+    websocket.send(json.dumps({"jsonrpc": "2.0", **request}))
+    while True:
+        frame = json.loads(websocket.recv(timeout=WAIT))
+        if frame.get("id") == request["id"] and "method" not in frame:
+            return dict(frame)
+
+
+LOGIN = {"method": "signalwire.connect", "params": {"authentication": {"project": "test", "token": "test"}}}
+
+
+def test_requests_before_login_are_refused_as_not_authenticated(emulator: RelayEmulator) -> None:
+    with ws_connect(f"ws://{emulator.relay_host}/") as websocket:
+        for index, (method, params) in enumerate(
+            [
+                ("messaging.send", {"to_number": OFFICE, "from_number": CALLER, "body": "x", "context": "office"}),
+                ("calling.dial", {"tag": "t", "devices": [[{"type": "phone", "params": {"to_number": OFFICE}}]]}),
+            ]
+        ):
+            answer = answer_to(websocket, {"id": str(index), "method": method, "params": params})
+            assert answer["error"]["code"] == -32002
+        assert "result" in answer_to(websocket, {"id": "login", **LOGIN})  # the socket is still there
+    assert emulator.transcript == []  # nothing was sent or dialed
+
+
+@pytest.mark.parametrize(
+    ("request_", "code"),
+    [
+        ({"method": "calling.answer", "params": [1]}, -32602),
+        ({"method": "signalwire.receive", "params": {"contexts": [["office"]]}}, -32602),
+    ],
+)
+def test_a_bad_request_gets_an_error_answer_and_the_socket_stays(
+    emulator: RelayEmulator, request_: dict[str, Any], code: int
+) -> None:
+    with ws_connect(f"ws://{emulator.relay_host}/") as websocket:
+        assert "result" in answer_to(websocket, {"id": "login", **LOGIN})
+        answer = answer_to(websocket, {"id": "bad", **request_})
+        assert answer["error"]["code"] == code
+        assert "timestamp" in answer_to(websocket, {"id": "ping", "method": "signalwire.ping", "params": {}})["result"]

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 # Seconds a new connection may take to send its request line, and a REST request to arrive.
 FRONT_DOOR_TIMEOUT = 10.0
 
+# JSON-RPC error codes the server answers with (-32002 as RELAY's for a failed or missing login).
+NOT_AUTHENTICATED = -32002
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+
 # With max_journal set: closed sessions kept, and protocols remembered beyond the live ones.
 MIN_CLOSED_SESSIONS_KEPT = 10
 
@@ -599,21 +604,52 @@ class RelayTestServer:
             return
         if session.silent:
             return
-        method, params = frame["method"], frame.get("params") or {}
+        try:
+            self._dispatch(session, frame)
+        except Exception:  # a handler's bug must not close the client's socket: it gets -32603
+            log.exception("session %d: answering %s failed", session.number, frame.get("method"))
+            self._refuse(session, frame.get("id"), INTERNAL_ERROR, "Internal error")
+
+    def _refuse(self, session: ServerSession, request_id: Any, code: int, message: str) -> None:
+        """Answer a request with a JSON-RPC error object (a notification gets no answer)."""
+        if request_id is not None:
+            session.send({"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}})
+
+    def _dispatch(self, session: ServerSession, frame: JSONDict) -> None:
+        method, params, request_id = frame["method"], frame.get("params", {}), frame.get("id")
+        if not isinstance(params, dict):
+            self._refuse(session, request_id, INVALID_PARAMS, f"{method}: params must be an object")
+            return
         if method == "signalwire.connect":
-            self._login(session, frame["id"], params)
+            try:
+                self._login(session, request_id, params)
+            except (TypeError, ValueError) as error:  # contexts that are not strings, say
+                self._refuse(session, request_id, INVALID_PARAMS, f"{method}: invalid params ({error})")
+            return
+        if not session.authenticated.is_set():
+            self._refuse(
+                session, request_id, NOT_AUTHENTICATED, f"{method}: not authenticated; send signalwire.connect first"
+            )
             return
         behaviour = self._behaviours.get(method) or self._builtin_behaviour(method) or MethodBehaviour()
         if behaviour.silent:
             return
-        answer, then = self._answer(session, method, params, frame.get("id"), behaviour)
+        try:
+            answer, then = self._answer(session, method, params, request_id, behaviour)
+        except (TypeError, ValueError, KeyError, AttributeError) as error:  # params of the wrong shape
+            log.info("session %d: bad params for %s: %r", session.number, method, error)
+            self._refuse(session, request_id, INVALID_PARAMS, f"{method}: invalid params ({error})")
+            return
 
         def deliver() -> None:
             session.send(answer)
-            if then is not None:
-                then()
-            if behaviour.after is not None:
-                behaviour.after(session, params, answer.get("result") or {})
+            try:
+                if then is not None:
+                    then()
+                if behaviour.after is not None:
+                    behaviour.after(session, params, answer.get("result") or {})
+            except Exception:  # the answer is out: log, and keep the session (and a delay's timer) going
+                log.exception("session %d: the events after %s failed", session.number, method)
 
         if behaviour.delay > 0:
             timer = threading.Timer(behaviour.delay, deliver)
@@ -698,7 +734,11 @@ class RelayTestServer:
         authorization = self._authorize(authentication if isinstance(authentication, dict) else {})
         if authorization is None:
             session.send(
-                {"jsonrpc": "2.0", "id": request_id, "error": {"code": -32002, "message": "Authentication failed"}}
+                {
+                    "jsonrpc": "2.0",
+                    "id": request_id,
+                    "error": {"code": NOT_AUTHENTICATED, "message": "Authentication failed"},
+                }
             )
             return
         requested = params.get("protocol")
