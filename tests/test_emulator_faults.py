@@ -368,3 +368,13 @@ def test_a_bad_request_gets_an_error_answer_and_the_socket_stays(
         answer = answer_to(websocket, {"id": "bad", **request_})
         assert answer["error"]["code"] == code
         assert "timestamp" in answer_to(websocket, {"id": "ping", "method": "signalwire.ping", "params": {}})["result"]
+
+
+def test_a_slow_method_keeps_its_emulated_answer_and_effects(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    emulator.respond("messaging.send", delay=0.2)  # a slow server, still a working one
+
+    message = client.send_message(to_number=CALLER, from_number=OFFICE, body="slowly")
+
+    assert message.wait(timeout=WAIT).params["message_state"] == "delivered"
+    emulator.wait_for_transcript("slowly")

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections import OrderedDict, deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from websockets.datastructures import Headers
@@ -90,6 +90,12 @@ class MethodBehaviour:
     silent: bool = False
     handler: MethodHandler | None = None
     after: AfterAnswer | None = None
+
+    @property
+    def only_timing(self) -> bool:
+        """Says only when (``delay``) and what follows (``after``), not what the answer is."""
+        answer = (self.result, self.code, self.message, self.error, self.handler)
+        return all(part is None for part in answer) and not self.silent
 
 
 class ServerSession:
@@ -340,6 +346,10 @@ class RelayTestServer:
         push events on the session, which then reach the client ahead of
         the answer); ``after(session, params, result)`` runs right after the
         answer was sent, to push events that follow it on the wire.
+
+        On the emulator, a ``respond()`` with only ``delay`` and/or ``after``
+        keeps the method's emulated answer and effects (a slow server that
+        still works); any other argument replaces them.
         """
         self._behaviours[method] = MethodBehaviour(result, code, message, error, delay, silent, handler, after)
 
@@ -631,7 +641,7 @@ class RelayTestServer:
                 session, request_id, NOT_AUTHENTICATED, f"{method}: not authenticated; send signalwire.connect first"
             )
             return
-        behaviour = self._behaviours.get(method) or self._builtin_behaviour(method) or MethodBehaviour()
+        behaviour = self._behaviour(method)
         if behaviour.silent:
             return
         try:
@@ -660,6 +670,17 @@ class RelayTestServer:
             timer.start()
         else:
             deliver()
+
+    def _behaviour(self, method: str) -> MethodBehaviour:
+        """How to answer ``method``: as ``respond()`` said, else built in. A ``respond()`` that
+        only slows the method down (``delay``/``after``) keeps the built-in answer and effects."""
+        scripted = self._behaviours.get(method)
+        builtin = self._builtin_behaviour(method)
+        if scripted is None:
+            return builtin or MethodBehaviour()
+        if builtin is not None and scripted.only_timing:
+            return replace(builtin, delay=scripted.delay, after=scripted.after or builtin.after)
+        return scripted
 
     def _answer(
         self, session: ServerSession, method: str, params: JSONDict, request_id: Any, behaviour: MethodBehaviour
