@@ -236,3 +236,16 @@ def test_the_phone_on_a_dialed_call_presses_too(emulator: RelayEmulator, call: C
     assert holds.get(timeout=WAIT).state == "hold"
     with pytest.raises(KeyError):
         emulator.press("no-such-call", "0")
+
+
+@pytest.mark.parametrize("verb", ["stop", "pause", "resume", "volume"])
+def test_controlling_an_operation_that_is_over_gets_409_not_call_gone(call: Call, verb: str) -> None:
+    play = call.play_silence(0.5)
+    play.wait(timeout=WAIT)
+
+    with pytest.raises(RelayError) as excinfo:
+        getattr(play, verb)(*([5.0] if verb == "volume" else []))
+
+    assert excinfo.value.code == "409"  # a 404 reads as "the call is gone": the SDK would swallow it
+    assert call.state == "answered"
+    call.play_silence(0.1).wait(timeout=WAIT)  # the call itself is fine

@@ -127,7 +127,7 @@ class MediaOperations:
     def stop(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
         if operation is None:
-            return refuse("404", "no running operation with this control_id")
+            return refuse("409", "no running operation with this control_id")
         self._end(leg, operation)
         self.net.note(APP, f"stopped {operation.method.split('.', 1)[1]}", leg)
         return Reply(ok("Stopped"), self._while_up(leg, operation.on_stop or (lambda: None)))
@@ -135,7 +135,7 @@ class MediaOperations:
     def pause(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
         if operation is None:
-            return refuse("404", "no running operation with this control_id")
+            return refuse("409", "no running operation with this control_id")
         behavior = params.get("behavior")
         if behavior is not None and behavior not in PAUSE_BEHAVIORS:
             return refuse("400", f"pause behavior must be one of {sorted(PAUSE_BEHAVIORS)}, not {behavior!r}")
@@ -155,7 +155,7 @@ class MediaOperations:
     def resume(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
         if operation is None:
-            return refuse("404", "no running operation with this control_id")
+            return refuse("409", "no running operation with this control_id")
         if operation.state != "paused":
             return ok("Resumed")
         playing = operation.method != "calling.record"
@@ -171,7 +171,7 @@ class MediaOperations:
 
     def volume(self, leg: Leg, params: JSONDict) -> JSONDict:
         if self._operation(leg, params) is None:
-            return refuse("404", "no running operation with this control_id")
+            return refuse("409", "no running operation with this control_id")
         return ok("Volume changed")
 
     # -- play -------------------------------------------------------------------
@@ -308,7 +308,7 @@ class MediaOperations:
     def start_input_timers(self, leg: Leg, params: JSONDict) -> Reply | JSONDict:
         operation = self._operation(leg, params)
         if operation is None:
-            return refuse("404", "no running collect with this control_id")
+            return refuse("409", "no running collect with this control_id")
         if not operation.waiting_for_timers:
             return ok("Timers started")
         operation.waiting_for_timers = False
