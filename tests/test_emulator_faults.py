@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 from relay_sync import RelayClient, RelayError, SessionLostError
@@ -378,3 +379,18 @@ def test_a_slow_method_keeps_its_emulated_answer_and_effects(emulator: RelayEmul
 
     assert message.wait(timeout=WAIT).params["message_state"] == "delivered"
     emulator.wait_for_transcript("slowly")
+
+
+def test_disconnect_sessions_drops_a_client_that_does_not_answer(emulator: RelayEmulator, connect: Connect) -> None:
+    client = connect()
+    with ws_connect(f"ws://{emulator.relay_host}/") as frozen:
+        assert "result" in answer_to(frozen, {"id": "login", **LOGIN})  # then it never answers anything
+        emulator.wait_for_session(2)
+
+        emulator.disconnect_sessions(timeout=0.5)  # no TimeoutError: the silent one is dropped as well
+
+        with pytest.raises(ConnectionClosed):
+            while True:
+                frozen.recv(timeout=WAIT)  # the queued disconnect request, then the end of the socket
+    emulator.wait_for_session(3)  # the SDK client answered and came back
+    assert client.execute("signalwire.ping", {}) is not None

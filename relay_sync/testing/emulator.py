@@ -29,6 +29,7 @@ import logging
 import math
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,7 @@ from .network import Limits, Network
 from .phones import Phone
 from .recordings import RecordingStore
 from .rest_api import RestApi
-from .server import MethodBehaviour, MethodHandler, RelayTestServer, ServerSession
+from .server import DISCONNECT_ANSWER_TIMEOUT, MethodBehaviour, MethodHandler, RelayTestServer, ServerSession
 from .sms import MessagingEngine
 from .tokens import TokenIssuer
 from .video import VideoRooms
@@ -306,11 +307,15 @@ class RelayEmulator(RelayTestServer):
         for session in self.live_sessions():
             session.drop()
 
-    def disconnect_sessions(self, *, restart: bool = False) -> None:
+    def disconnect_sessions(self, *, restart: bool = False, timeout: float = DISCONNECT_ANSWER_TIMEOUT) -> None:
         """Send ``signalwire.disconnect`` to every live session, then close it; with
-        ``restart=True`` clients must log in from scratch."""
-        for session in self.live_sessions():
-            session.send_disconnect(restart=restart)
+        ``restart=True`` clients must log in from scratch. Clients get ``timeout``
+        seconds in all to answer; those that do not are dropped all the same."""
+        sessions = self.live_sessions()
+        asked = [(session, session.request("signalwire.disconnect", {"restart": restart})) for session in sessions]
+        deadline = time.monotonic() + timeout
+        for session, request_id in asked:
+            session.close_after(request_id, deadline)
 
     def lose_acks(self, session: ServerSession) -> None:
         """Act as if this session's event ACKs never arrive: its events are resent after a reconnect."""

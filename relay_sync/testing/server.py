@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 # Seconds a new connection may take to send its request line, and a REST request to arrive.
 FRONT_DOOR_TIMEOUT = 10.0
 
+# Seconds the server waits for clients to answer signalwire.disconnect before dropping them anyway.
+DISCONNECT_ANSWER_TIMEOUT = 5.0
+
 # JSON-RPC error codes the server answers with (-32002 as RELAY's for a failed or missing login).
 NOT_AUTHENTICATED = -32002
 INVALID_PARAMS = -32602
@@ -144,11 +147,22 @@ class ServerSession:
     def ping(self) -> str:
         return self.request("signalwire.ping", {"timestamp": time.time()})
 
-    def send_disconnect(self, restart: bool = False) -> None:
-        """Ask the client to reconnect, as the server does before a deploy; then close."""
-        request_id = self.request("signalwire.disconnect", {"restart": restart})
-        self.wait_answer(request_id, timeout=5)
-        self.drop()
+    def send_disconnect(self, restart: bool = False, timeout: float = DISCONNECT_ANSWER_TIMEOUT) -> bool:
+        """Ask the client to reconnect, as the server does before a deploy; then close,
+        answered or not. Returns whether the client answered within ``timeout`` seconds."""
+        return self.close_after(self.request("signalwire.disconnect", {"restart": restart}), time.monotonic() + timeout)
+
+    def close_after(self, request_id: str, deadline: float) -> bool:
+        """Wait (until ``deadline``, a ``time.monotonic()``) for the answer to ``request_id``, then
+        drop the socket either way: a client that does not answer is gone for the server too."""
+        try:
+            self.wait_answer(request_id, timeout=max(0.0, deadline - time.monotonic()))
+            return True
+        except TimeoutError:
+            log.warning("session %d did not answer signalwire.disconnect: dropping it", self.number)
+            return False
+        finally:
+            self.drop()
 
     def push_authorization_state(self, state: str) -> str:
         return self.push_event("signalwire.authorization.state", {"authorization_state": state})
