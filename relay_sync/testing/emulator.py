@@ -77,7 +77,8 @@ class RelayEmulator(RelayTestServer):
     :param ring_timeout: simulated seconds an unanswered call rings before ``noAnswer``.
     :param ping_interval: real seconds between the server's own pings to each client (None: never).
     :param orphan_timeout: real seconds a client may stay away (without resuming its
-        session) before its calls are hung up and its undelivered events dropped.
+        session) before its calls are hung up and its undelivered events dropped; the
+        session can then not be resumed: a client coming back later gets a new one.
     :param max_sessions: open WebSocket sessions; more are refused with HTTP 503.
     :param max_calls: calls up at once; ``place_call`` raises ``EmulatorLimitError`` beyond it.
     :param max_frame_size: the largest frame a client may send, in bytes.

@@ -4,7 +4,9 @@ the test process.
 It speaks the session part of PROTOCOL.md (connect with project/token or JWT,
 protocol resumption, authorization_state, event ACKs, pings both ways,
 server disconnects) and answers every other method with a 200 result unless
-a test says otherwise with :meth:`RelayTestServer.respond`. It keeps a journal
+a test says otherwise with :meth:`RelayTestServer.respond`. Like the server, it
+refuses requests before login (-32002) and params of the wrong shape (-32602),
+and a failing handler costs the client an error answer (-32603), not its socket. It keeps a journal
 of every frame so tests can assert on what the client sent, and offers the
 faults a client must survive: dropped sockets, silence, malformed frames.
 
