@@ -29,6 +29,7 @@ from .constants import (
     EVENT_CALL_TAP,
     EVENT_CALL_TRANSCRIBE,
 )
+from .errors import RelayError
 from .events import RelayEvent
 from .futures import HandoffFuture, fail, settle, wait_result
 from .pool import run_user_code
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 FINISHED = "finished"
 ERROR = "error"
+# The server's answer to a control_id whose operation is already over.
+OPERATION_OVER = "409"
 
 
 class ActionCall(Protocol):
@@ -132,8 +135,20 @@ class Action:
         return event
 
     def stop(self) -> JSONDict:
-        """Ask the server to stop the operation; the action ends with the server's final event."""
-        return self._control("stop")
+        """Ask the server to stop the operation; the action ends with the server's final event.
+
+        Stopping one that is already over is not an error and returns ``{}``: nothing is
+        sent once its final event came, and a ``409`` (the server finished it while the
+        stop was on its way) is taken as done, like the ``404`` of a call that is gone.
+        """
+        if self.is_done:
+            return {}
+        try:
+            return self._control("stop")
+        except RelayError as error:
+            if str(error.code) == OPERATION_OVER:
+                return {}
+            raise
 
     def _pause(self, behavior: str | None) -> JSONDict:
         # Like the async SDK: ``behavior`` goes out only when given.

@@ -241,10 +241,30 @@ def test_action_subcommands_send_their_control_id(
     assert not action.is_done  # the server's final event ends it, not the request
 
 
-def test_a_stop_on_a_finished_operation_is_not_an_error(call: Call, server: RelayTestServer) -> None:
+@pytest.mark.parametrize("code", ["404", "409"])
+def test_a_stop_on_a_finished_operation_is_not_an_error(call: Call, server: RelayTestServer, code: str) -> None:
     play = call.play(TTS)
-    server.respond("calling.play.stop", code="404", message="control not found")
+    server.respond("calling.play.stop", code=code, message="control not found or already over")
     assert play.stop() == {}
+
+
+def test_a_stop_after_the_final_event_sends_nothing(
+    call: Call, session: ServerSession, server: RelayTestServer
+) -> None:
+    play = call.play(TTS)
+    control_id = sent(server, "calling.play")["control_id"]
+    session.push_event("calling.call.play", {"call_id": call.call_id, "control_id": control_id, "state": "finished"})
+    assert play.wait(timeout=WAIT).state == "finished"
+    assert play.stop() == {}
+    assert server.requests("calling.play.stop") == []
+
+
+def test_pause_on_an_operation_that_is_over_still_raises(call: Call, server: RelayTestServer) -> None:
+    play = call.play(TTS)
+    server.respond("calling.play.pause", code="409", message="already over")
+    with pytest.raises(RelayError) as caught:
+        play.pause()
+    assert caught.value.code == "409"
 
 
 def test_actions_on_one_call_resolve_independently(client: RelayClient, call: Call, session: ServerSession) -> None:
