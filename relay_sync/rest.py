@@ -100,14 +100,23 @@ class RestSession(requests.Session):
     ) -> None:
         super().__init__()
         self.timeout: Timeout = timeout if timeout is not None else DEFAULT_TIMEOUT
-        if proxy:  # wins over https_proxy from the environment
-            self.proxies = {"http": proxy, "https": proxy}
+        self._explicit_proxies: dict[str, str] = {"http": proxy, "https": proxy} if proxy else {}
+        self.proxies = dict(self._explicit_proxies)
         self.headers["User-Agent"] = USER_AGENT
         ca_file = resolve_ca_file(ca_file)  # ValueError for a path that is not a file
         if ca_file:
             self.mount("https://", _AddedTrustAdapter(trust_context(ca_file)))
         if auth is not None:
             self.auth = auth
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if self._explicit_proxies:
+            # requests lets https_proxy from the environment override
+            # session.proxies; an explicit proxy= must win, the CA and other
+            # environment settings still apply.
+            settings["proxies"] = dict(self._explicit_proxies)
+        return settings
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         # requests has no session-wide timeout; without one a silent server

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from relay_sync import RelayClient, RelayError
+from relay_sync.errors import RestError
 from relay_sync.events import TaskEvent
+from relay_sync.rest import deliver_task
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .fast_clients import relay_threads
@@ -207,3 +209,15 @@ def test_rest_calls_use_the_clients_proxy(monkeypatch: pytest.MonkeyPatch) -> No
             assert done.wait(timeout=5)
         assert received == [{"n": 1}]
         assert proxy.targets == [emulator.relay_host]
+
+
+def test_an_explicit_rest_proxy_wins_over_https_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    with ConnectProxy() as explicit, ConnectProxy() as from_environment:
+        monkeypatch.setenv("HTTPS_PROXY", from_environment.url)
+        for variable in ("no_proxy", "NO_PROXY", "https_proxy"):
+            monkeypatch.delenv(variable, raising=False)
+        # Port 9 of loopback refuses the tunnel; what matters is which proxy was asked.
+        with pytest.raises(RestError):
+            deliver_task("ctx", {}, project="p", token="t", host="127.0.0.1:9", proxy=explicit.url, timeout=10)
+        assert explicit.targets == ["127.0.0.1:9"]
+        assert from_environment.targets == []
