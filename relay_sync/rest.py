@@ -109,8 +109,8 @@ class RestSession(requests.Session):
         if auth is not None:
             self.auth = auth
 
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if self._explicit_proxies:
             # requests lets https_proxy from the environment override
             # session.proxies; an explicit proxy= must win, the CA and other
