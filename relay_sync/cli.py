@@ -26,17 +26,23 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
 from ._version import __version__
 from .client import RelayClient
 from .config import ENV_JWT, ENV_PROJECT, ENV_SPACE, ENV_TOKEN, env_value, validate_host
+from .constants import CALL_STATE_ENDED
 from .errors import AuthenticationError, RelayError
 
 if TYPE_CHECKING:
+    from .calls import Call
     from .testing.emulator import RelayEmulator
 
+
+log = logging.getLogger(__name__)
 
 PROG = "relay-sync"
 EXIT_FAILURE = 1
@@ -123,15 +129,46 @@ def cmd_dial(args: argparse.Namespace) -> int:
     device = {"type": "phone", "params": {"to_number": args.to, "from_number": args.from_}}
     with _connected(request_timeout=min(args.timeout, 10.0)) as client:
         print(f"dialing {args.to} from {args.from_}...", flush=True)
-        call = client.dial([[device]], dial_timeout=args.timeout)
+        call = _answered(client.dial_future([[device]], dial_timeout=args.timeout))
         print(f"answered (call {call.call_id})", flush=True)
-        if args.play:
-            call.play([{"type": "tts", "params": {"text": args.play}}]).wait(args.timeout)
-            print(f"played: {args.play}", flush=True)
-        call.hangup()
+        try:
+            if args.play:
+                play = call.play([{"type": "tts", "params": {"text": args.play}}])
+                play.wait(args.play_timeout)
+                if not play.completed:
+                    raise CliError(f"the message was not played to the end (the call is {call.state})")
+                print(f"played: {args.play}", flush=True)
+        finally:
+            # Whatever stopped us (an error, a timeout, Ctrl-C), the call must not stay up.
+            _hang_up(call, args.timeout)
         ended = call.wait_for_ended(args.timeout)
     print(f"call ended ({ended.params.get('end_reason', 'hangup')})")
     return 0
+
+
+def _answered(dialing: Future[Call]) -> Call:
+    """The answered call; on Ctrl-C while ringing, wait for the dial to settle
+    (answered, failed, or its dial_timeout, which hangs up the ringing legs) and
+    hang up an answered call, so leaving never strands a call. A second
+    Ctrl-C leaves at once."""
+    try:
+        return dialing.result()  # the dial's own dial_timeout bounds this wait
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; ending the dial (Ctrl-C again to leave at once)", file=sys.stderr, flush=True)
+        futures.wait([dialing])
+        if not dialing.cancelled() and dialing.exception() is None:
+            _hang_up(dialing.result(), None)
+        raise
+
+
+def _hang_up(call: Call, timeout: float | None) -> None:
+    if call.state == CALL_STATE_ENDED:
+        return
+    try:
+        call.hangup()
+        call.wait_for_ended(timeout)
+    except RelayError as error:  # it ended on its own meanwhile, or the link is gone
+        log.debug("hanging up call %s: %s", call.call_id, error)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -294,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     dial.add_argument("--from", dest="from_", metavar="NUMBER", required=True, help="one of your numbers")
     dial.add_argument("--play", metavar="TEXT", default=None, help="text to speak once answered")
     dial.add_argument("--timeout", type=_positive, default=60.0, help="seconds to wait for an answer (60)")
+    dial.add_argument(
+        "--play-timeout", type=_positive, default=300.0, help="seconds the message may take to play (300)"
+    )
     dial.set_defaults(run=cmd_dial)
 
     check = commands.add_parser("check", help="connect to the configured space and report protocol and round trip")

@@ -263,3 +263,64 @@ def test_a_usage_error_exits_2() -> None:
 
     assert result.returncode == 2
     assert "--from" in result.stderr
+
+
+def start_dial(space: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "relay_sync", "dial", "--to", "+15550111", "--from", "+15550100", *args],
+        env=space,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_ctrl_c_while_ringing_leaves_no_call_up() -> None:
+    with RelayEmulator("cli-project", SECRET_TOKEN, time_factor=0.1) as emulator:
+        emulator.phone("+15550111", after=30)  # rings for 3 real seconds, then answers
+        process = start_dial(clean_environment(**emulator.environment()))
+        try:
+            emulator.wait_for_transcript("+15550111 is ringing", timeout=30)
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert process.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        # The dial was settled before leaving: its answered call was hung up, not stranded.
+        assert emulator.active_calls == 0
+
+
+def test_a_play_that_outlasts_its_timeout_still_hangs_up() -> None:
+    with RelayEmulator("cli-project", SECRET_TOKEN, time_factor=1.0) as emulator:
+        long_text = " ".join(["word"] * 400)
+        process = start_dial(clean_environment(**emulator.environment()), "--play", long_text, "--play-timeout", "1")
+        try:
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+        assert process.returncode == 1, err
+        assert "Traceback" not in err
+        assert emulator.active_calls == 0
+
+
+def test_dial_reports_a_callee_who_hung_up_during_the_message() -> None:
+    with RelayEmulator("cli-project", SECRET_TOKEN, time_factor=0.1) as emulator:
+        emulator.phone("+15550111", hangup_after=2)
+        long_text = " ".join(["word"] * 100)
+
+        result = relay_sync(
+            "dial",
+            "--to",
+            "+15550111",
+            "--from",
+            "+15550100",
+            "--play",
+            long_text,
+            env=clean_environment(**emulator.environment()),
+        )
+
+        assert_one_line_error(result, "not played to the end")
+        assert "played:" not in result.stdout
+        assert emulator.active_calls == 0
