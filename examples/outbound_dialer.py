@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from emulated_world import client_from_environment, have_credentials, print_transcript
 
-from relay_sync import Call, PlayAction, RelayClient, RelayError, RelayEvent, devices
+from relay_sync import CALL_STATE_ENDED, Call, PlayAction, RelayClient, RelayError, RelayEvent, devices
 
 MESSAGE = "Hello from Acme. Your order has shipped and arrives tomorrow. Goodbye."
 DIAL_TIMEOUT = 30.0  # seconds a number may ring
@@ -43,34 +43,76 @@ DEMO_PHONES: dict[str, dict[str, Any]] = {
 
 
 def dial_all(client: RelayClient, numbers: list[str], from_number: str, message: str) -> dict[str, str]:
-    """Call every number at once, play ``message`` to each that answers; returns number -> outcome."""
+    """Call every number at once, play ``message`` to each that answers; returns number -> outcome.
+
+    One number's failure is its own outcome, never the whole report's; every
+    answered call is hung up before this returns, whatever went wrong.
+    """
     outcomes = {number: "no outcome" for number in numbers}
     dials: dict[Future[Call], str] = {
         client.dial_future(devices.phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number for number in numbers
     }
+    answered: list[Call] = []
     plays: dict[Future[RelayEvent], tuple[str, PlayAction]] = {}
-    # Each call as soon as it is answered (or fails): start its message, which
-    # hangs the call up when it is done (on_completed runs on the handler pool).
-    for dialed in as_completed(dials, timeout=DIAL_TIMEOUT + 10):
-        number = dials[dialed]
+
+    def settle(number: str, outcome: str) -> None:
+        outcomes[number] = outcome
+        print(f"dialer: {number}: {outcome}", flush=True)
+
+    try:
+        # Each call as soon as it is answered (or fails): start its message, which
+        # hangs the call up when it is done (on_completed runs on the handler pool).
         try:
-            call = dialed.result()
-        except RelayError as error:  # busy, no answer, refused...
-            outcomes[number] = f"not reached ({error.code})"
-            print(f"dialer: {number}: not reached ({error.code})", flush=True)
-            continue
-        print(f"dialer: {number}: answered", flush=True)
-        play = call.play_tts(message, on_completed=hang_up(call))
-        plays[play.future] = (number, play)
-    # Each message as it ends; its call is hung up by then, or about to be.
-    for played in as_completed(plays, timeout=PLAY_TIMEOUT):
-        number, play = plays[played]
-        played.result()
-        play.call.wait_for_ended(timeout=PLAY_TIMEOUT)
-        # completed: the play reached its own end; otherwise the call ended under it.
-        outcomes[number] = f"message {play.state}" if play.completed else "hung up during the message"
-        print(f"dialer: {number}: {outcomes[number]}", flush=True)
+            for dialed in as_completed(dials, timeout=DIAL_TIMEOUT + 10):
+                number = dials[dialed]
+                try:
+                    call = dialed.result()
+                except RelayError as error:  # busy, no answer, refused...
+                    settle(number, f"not reached ({error.code})")
+                    continue
+                answered.append(call)
+                print(f"dialer: {number}: answered", flush=True)
+                try:
+                    play = call.play_tts(message, on_completed=hang_up(call))
+                except RelayError as error:  # e.g. the callee hung up at once
+                    settle(number, f"message not started ({error})")
+                    continue
+                plays[play.future] = (number, play)
+        except TimeoutError:  # as_completed's own: some dial never settled
+            for dialed, number in dials.items():
+                if not dialed.done():
+                    settle(number, "no answer in time")
+        # Each message as it ends; its call is hung up by then, or about to be.
+        try:
+            for played in as_completed(plays, timeout=PLAY_TIMEOUT):
+                number, play = plays[played]
+                try:
+                    played.result()
+                    play.call.wait_for_ended(timeout=PLAY_TIMEOUT)
+                except RelayError as error:
+                    settle(number, f"message failed ({error})")
+                    continue
+                # completed: the play reached its own end; otherwise the call ended under it.
+                settle(number, f"message {play.state}" if play.completed else "hung up during the message")
+        except TimeoutError:  # as_completed's own: some message outlasted PLAY_TIMEOUT
+            for played, (number, _) in plays.items():
+                if not played.done():
+                    settle(number, "message did not finish in time")
+    finally:
+        for call in answered:
+            hang_up_now(call)
     return outcomes
+
+
+def hang_up_now(call: Call) -> None:
+    """Hang up ``call`` unless it already ended; a call that ends meanwhile is fine."""
+    if call.state == CALL_STATE_ENDED:
+        return
+    try:
+        call.hangup()
+        call.wait_for_ended(timeout=DIAL_TIMEOUT)
+    except RelayError as error:
+        print(f"dialer: could not hang up call {call.call_id}: {error}", file=sys.stderr, flush=True)
 
 
 def hang_up(call: Call) -> Callable[[RelayEvent], Any]:

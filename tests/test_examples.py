@@ -206,6 +206,20 @@ def test_dialer_calls_every_number_at_once_and_reports(emulator: RelayEmulator) 
     assert "2 of 4 numbers heard the message" in report
 
 
+def test_dialer_hangs_up_every_call_whose_message_outlasts_its_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    dialer = load_example("outbound_dialer")
+    monkeypatch.setattr(dialer, "PLAY_TIMEOUT", 1.0)
+    long_message = " ".join(["word"] * 400)  # many seconds of speech at time_factor 1
+    with RelayEmulator(time_factor=1.0) as emulator:
+        emulator.phone("+15550101")
+        emulator.phone("+15550102", busy=True)
+        with emulator.client() as client:
+            outcomes = dialer.dial_all(client, ["+15550101", "+15550102"], IVR_NUMBER, long_message)
+
+        assert outcomes == {"+15550101": "message did not finish in time", "+15550102": "not reached (dial_failed)"}
+        assert emulator.active_calls == 0
+
+
 def test_dialer_without_credentials_runs_its_own_demo() -> None:
     result = run_example("outbound_dialer", env=environment())
 
