@@ -53,7 +53,7 @@ def dial_all(client: RelayClient, numbers: list[str], from_number: str, message:
         client.dial_future(devices.phone(number, from_number), dial_timeout=DIAL_TIMEOUT): number for number in numbers
     }
     answered: list[Call] = []
-    plays: dict[Future[RelayEvent], tuple[str, PlayAction]] = {}
+    plays: dict[Future[RelayEvent], tuple[str, PlayAction, Call]] = {}
 
     def settle(number: str, outcome: str) -> None:
         outcomes[number] = outcome
@@ -77,7 +77,7 @@ def dial_all(client: RelayClient, numbers: list[str], from_number: str, message:
                 except RelayError as error:  # e.g. the callee hung up at once
                     settle(number, f"message not started ({error})")
                     continue
-                plays[play.future] = (number, play)
+                plays[play.future] = (number, play, call)
         except TimeoutError:  # as_completed's own: some dial never settled
             for dialed, number in dials.items():
                 if not dialed.done():
@@ -85,17 +85,17 @@ def dial_all(client: RelayClient, numbers: list[str], from_number: str, message:
         # Each message as it ends; its call is hung up by then, or about to be.
         try:
             for played in as_completed(plays, timeout=PLAY_TIMEOUT):
-                number, play = plays[played]
+                number, play, call = plays[played]
                 try:
                     played.result()
-                    play.call.wait_for_ended(timeout=PLAY_TIMEOUT)
+                    call.wait_for_ended(timeout=PLAY_TIMEOUT)
                 except RelayError as error:
                     settle(number, f"message failed ({error})")
                     continue
                 # completed: the play reached its own end; otherwise the call ended under it.
                 settle(number, f"message {play.state}" if play.completed else "hung up during the message")
         except TimeoutError:  # as_completed's own: some message outlasted PLAY_TIMEOUT
-            for played, (number, _) in plays.items():
+            for played, (number, _, _) in plays.items():
                 if not played.done():
                     settle(number, "message did not finish in time")
     finally:
