@@ -12,12 +12,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 
 import pytest
 from celery import signals
 
-from relay_sync import RelayClient, RelayError
+from relay_sync import AuthenticationError, RelayClient, RelayError
 from relay_sync.contrib import celery as relay_celery
 from relay_sync.testing import RelayEmulator
 
@@ -61,6 +62,28 @@ def test_each_worker_process_gets_a_client_at_init_and_loses_it_at_shutdown(emul
     assert not client.connected
     with pytest.raises(RuntimeError, match="shutting down"):
         relay_celery.get_client()
+
+
+def test_a_client_that_gave_up_is_replaced_by_the_next_get_client(emulator: RelayEmulator) -> None:
+    relay_celery.setup(reconnect_backoff=(0.05, 0.1))
+    try:
+        first = relay_celery.get_client()
+        gave_up = threading.Event()
+        first.on_disconnected(lambda error: isinstance(error, AuthenticationError) and gave_up.set())
+
+        emulator.reject_logins = True  # an auth outage: every reconnect is refused
+        emulator.drop_sessions()
+        assert gave_up.wait(WAIT)  # refused three times: the client closed itself for good
+        first.disconnect()  # returns once that closing is over (a no-op for the outcome)
+        assert first.state == "closed"
+        emulator.reject_logins = False  # the outage is over
+
+        second = relay_celery.get_client()
+        assert second is not first and second.connected
+        second.execute("signalwire.ping", {})
+        assert relay_celery.get_client() is second
+    finally:
+        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=0)
 
 
 def test_a_pool_without_process_init_makes_the_client_on_first_use(emulator: RelayEmulator) -> None:

@@ -37,6 +37,7 @@ from typing import Any, Callable
 
 from ..client import RelayClient
 from ..errors import RelayError
+from ..lifecycle import ConnectionState
 
 try:
     from celery import signals
@@ -101,7 +102,9 @@ def _own_client() -> RelayClient:
         )
     if _shutting_down:
         raise RuntimeError("this worker process is shutting down; its RelayClient is disconnected")
-    if _client is None or _client_pid != os.getpid():
+    # A client that gave up reconnecting (the credentials refused for a while,
+    # say) is closed for good: the next task gets a fresh one, not its error.
+    if _client is None or _client_pid != os.getpid() or _client.state is ConnectionState.CLOSED:
         _client, _client_pid = _factory(), os.getpid()
     return _client
 
