@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from relay_sync import AuthenticationError
 from relay_sync.testing import RelayEmulator
 
 from .fast_clients import FAST, relay_threads
@@ -196,3 +198,22 @@ def test_healthz_is_503_while_relay_refuses_the_credentials(django_client: Any, 
     emulator.reject_logins = True
     reply = django_client.get("/healthz")
     assert reply.status_code == 503 and reply.json()["healthy"] is False
+
+
+def test_a_client_that_gave_up_is_replaced_on_the_next_request(
+    django_client: Any, django_project: Any, emulator: RelayEmulator
+) -> None:
+    first = django_project.get_client()
+    gave_up = threading.Event()
+    first.on_disconnected(lambda error: isinstance(error, AuthenticationError) and gave_up.set())
+
+    emulator.reject_logins = True  # an auth outage: every reconnect is refused
+    emulator.drop_sessions()
+    assert gave_up.wait(10)  # refused three times: the client closed itself for good
+    first.disconnect()  # returns once that closing is over (a no-op for the outcome)
+    emulator.reject_logins = False  # the outage is over
+
+    reply = post(django_client, "/sms/", {"to": "+15552222222", "from": "+15551111111", "body": "Back"})
+
+    assert reply.status_code == 202, reply.content
+    assert django_project.get_client() is not first and django_project.get_client().connected

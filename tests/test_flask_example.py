@@ -21,6 +21,7 @@ from typing import Any, Callable
 import pytest
 import responses
 
+from relay_sync import AuthenticationError
 from relay_sync.testing import RelayEmulator, RelayTestServer
 
 from .fast_clients import FAST, relay_threads
@@ -317,3 +318,30 @@ def test_healthz_is_503_while_relay_refuses_the_credentials(server: RelayTestSer
     reply = app.test_client().get("/healthz")
     assert reply.status_code == 503
     assert reply.get_json()["healthy"] is False and "Authentication failed" in reply.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/sms", "/calls"])
+def test_a_json_array_body_is_a_bad_request(server: RelayTestServer, app: Any, path: str) -> None:
+    reply = app.test_client().post(path, json=["+15552222222", "+15551111111"])
+
+    assert reply.status_code == 400
+    assert reply.get_json()["error"]
+
+
+def test_a_client_that_gave_up_is_replaced_on_the_next_request(server: RelayTestServer, app: Any) -> None:
+    relay = app.extensions["relay"]
+    first = relay.get()
+    gave_up = threading.Event()
+    first.on_disconnected(lambda error: isinstance(error, AuthenticationError) and gave_up.set())
+
+    server.reject_logins = True  # an auth outage: every reconnect is refused
+    for session in server.live_sessions():
+        session.drop()
+    assert gave_up.wait(10)  # refused three times: the client closed itself for good
+    first.disconnect()  # returns once that closing is over (a no-op for the outcome)
+    server.reject_logins = False  # the outage is over
+
+    reply = app.test_client().post("/sms", json={"to": "+15552222222", "from": "+15551111111", "body": "Back"})
+
+    assert reply.status_code == 202
+    assert relay.get() is not first and relay.get().connected

@@ -49,7 +49,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from relay_sync import Call, RelayClient, RelayError
+from relay_sync import Call, ConnectionState, RelayClient, RelayError
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,16 @@ class LazyRelayClient:
 
     def get(self) -> RelayClient:
         client = self._client
-        if client is not None:
+        if client is not None and client.state is not ConnectionState.CLOSED:
             return client
         with self.creating:
-            if self._client is None:  # another request thread may have won the race
+            # Made anew when another request thread has not won the race, or when the
+            # one we had gave up reconnecting (closed for good: it would only raise).
+            if self._client is None or self._client.state is ConnectionState.CLOSED:
                 options = dict(self._options)
                 if not has_credentials(options):
-                    self.emulator = start_emulator()
+                    if self.emulator is None:
+                        self.emulator = start_emulator()
                     options = self.emulator.client_kwargs(**options)
                 client = new_client(**options)
                 client.connect()
@@ -160,7 +163,8 @@ def create_app(**client_options: Any) -> Flask:
 
     @app.post("/sms")
     def send_sms() -> tuple[Response, int]:
-        data = request.get_json(silent=True) or {}
+        data = request.get_json(silent=True)
+        data = data if isinstance(data, dict) else {}  # a JSON array or scalar: the fields are missing
         try:
             message = relay.get().send_message(
                 to_number=data.get("to", ""),
@@ -177,7 +181,8 @@ def create_app(**client_options: Any) -> Flask:
 
     @app.post("/calls")
     def start_call() -> tuple[Response, int]:
-        data = request.get_json(silent=True) or {}
+        data = request.get_json(silent=True)
+        data = data if isinstance(data, dict) else {}  # a JSON array or scalar: the fields are missing
         to_number, from_number, text = data.get("to"), data.get("from"), data.get("say")
         if not (isinstance(to_number, str) and isinstance(from_number, str) and isinstance(text, str)):
             return jsonify(error='"to", "from" and "say" are required strings'), 400

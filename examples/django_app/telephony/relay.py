@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
-from relay_sync import RelayClient
+from relay_sync import ConnectionState, RelayClient
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +29,16 @@ emulator: Any = None  # a RelayEmulator in this process, when there are no crede
 def get_client() -> RelayClient:
     global _client, emulator
     client = _client
-    if client is not None:
+    if client is not None and client.state is not ConnectionState.CLOSED:
         return client
     with _lock:
-        if _client is None:  # another request thread may have won the race
+        # Made anew when another request thread has not won the race, or when the
+        # one we had gave up reconnecting (closed for good: it would only raise).
+        if _client is None or _client.state is ConnectionState.CLOSED:
             options = dict(getattr(settings, "RELAY_CLIENT_OPTIONS", {}))
             if not has_credentials(options):
-                emulator = start_emulator()
+                if emulator is None:
+                    emulator = start_emulator()
                 options = emulator.client_kwargs(**options)
             client = new_client(**options)
             client.connect()
