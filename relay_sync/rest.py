@@ -5,7 +5,8 @@ Each helper runs in the caller's thread, blocks until the server answered
 (bounded by a (connect, read) timeout) and raises ``RestError`` for every
 failure that came from the network or the server. Arguments that cannot work
 (a missing token, a URL as host) raise ``ValueError`` before anything is sent.
-Nothing here touches the RELAY socket.
+Nothing here touches the RELAY socket. A download's deadline is kept by a
+short-lived timer thread, which only shuts the socket down.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -307,7 +310,8 @@ def download_recording(
     returns it as a ``Path``: the data goes to a temporary file beside it,
     renamed into place only when complete, so a failed download leaves no
     partial file. The file is created readable by its owner only:
-    recordings are private.
+    recordings are private. The whole download must finish within the read
+    timeout (30 s by default), however steadily the data trickles in.
     """
     _check_download_url(url)
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -315,7 +319,7 @@ def download_recording(
     with new_session(project=project, token=token, ca_file=ca_file, timeout=timeout, proxy=proxy) as session:
         if path is None:
             with _send(session, "GET", url, stream=True) as response:
-                return b"".join(_chunks(response, chunk_size))
+                return b"".join(_chunks(response, chunk_size, _read_timeout(session.timeout)))
         return _download_to_file(session, url, Path(path), chunk_size)
 
 
@@ -323,7 +327,7 @@ def _download_to_file(session: RestSession, url: str, target: Path, chunk_size: 
     descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(descriptor, "wb") as file, _send(session, "GET", url, stream=True) as response:
-            for chunk in _chunks(response, chunk_size):
+            for chunk in _chunks(response, chunk_size, _read_timeout(session.timeout)):
                 file.write(chunk)
         os.replace(temp_name, target)
     except BaseException:
@@ -385,14 +389,64 @@ def _send(
     return response
 
 
-def _chunks(response: requests.Response, chunk_size: int) -> Iterator[bytes]:
-    """The response body; a connection that breaks midway raises RestError."""
+def _chunks(response: requests.Response, chunk_size: int, limit: float) -> Iterator[bytes]:
+    """The response body; a connection that breaks midway raises RestError.
+
+    The read timeout bounds each wait for data, so a server trickling a byte
+    at a time would never trip it: the whole body must also arrive within
+    ``limit`` seconds. A timer thread shuts the socket down at that deadline,
+    which wakes the read blocked in this (the caller's) thread.
+    """
     method = response.request.method or "GET"
     shown = _display_url(response.url)
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        _shut_down(response)
+
+    watchdog = threading.Timer(limit, expire)
+    watchdog.daemon = True
+    watchdog.name = "relay_sync-rest-download-deadline"
+    watchdog.start()
     try:
         yield from response.iter_content(chunk_size)
     except requests.RequestException as error:
+        if expired.is_set():
+            raise _too_slow(method, shown, limit) from error
         raise _network_error(method, shown, error, ()) from error
+    finally:
+        watchdog.cancel()
+        watchdog.join()  # at once once cancelled: no thread outlives the download
+    if expired.is_set():  # a body without a length just ends where the socket was shut
+        raise _too_slow(method, shown, limit)
+
+
+def _too_slow(method: str, shown: str, limit: float) -> RestError:
+    return RestError(
+        0,
+        f"{method} {shown} timed out: the download did not finish within {limit:g} s "
+        "(the read timeout; pass a larger timeout for a slow link or a large file)",
+        method=method,
+        url=shown,
+    )
+
+
+def _shut_down(response: requests.Response) -> None:
+    """Timer thread: shut the response's socket down (closing alone would not wake a blocked read)."""
+    raw = response.raw
+    connection = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the read ends by itself
+
+
+def _read_timeout(timeout: Timeout) -> float:
+    return float(timeout[1]) if isinstance(timeout, tuple) else float(timeout)
 
 
 def _jwt_pair(response: requests.Response) -> JWTPair:

@@ -9,6 +9,8 @@ import base64
 import io
 import json
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -571,3 +573,40 @@ def test_proxy_settings_from_the_environment_apply(
     deliver_task("office", {}, **CREDENTIALS)
 
     assert sent(rest_mock).req_kwargs["proxies"].get("https") == "http://proxy.internal:3128"
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    """A real HTTP server on loopback that sends a recording one byte at a
+    time, each well within the read timeout, until the client goes away."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    gone = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            try:
+                for _ in range(1000):
+                    connection.sendall(b"x")
+                    if gone.wait(0.2):  # the pace of the trickle, not an ordering
+                        return
+            except OSError:
+                return  # the client shut the connection: what the test expects
+
+    thread = threading.Thread(target=serve, name="test-trickling-server", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/recordings/slow.wav"
+    gone.set()
+    thread.join(timeout=10)
+    listener.close()
+
+
+def test_a_trickling_download_fails_at_the_read_timeout_overall(trickling_server: str, tmp_path: Path) -> None:
+    with pytest.raises(RestError) as caught:
+        download_recording(trickling_server, path=tmp_path / "slow.wav", project=PROJECT, token=TOKEN, timeout=(5, 1.5))
+
+    assert caught.value.status == 0
+    assert "did not finish within 1.5 s" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []  # no partial file
