@@ -59,7 +59,10 @@ class CliError(Exception):
 def _prompt(name: str, question: str, *, secret: bool) -> str:
     if not sys.stdin.isatty():
         raise CliError(f"{name} is not set; export it (or run in a terminal to be asked for it)")
-    answer = getpass.getpass(f"{question}: ") if secret else input(f"{question}: ")
+    try:
+        answer = getpass.getpass(f"{question}: ") if secret else input(f"{question}: ")
+    except EOFError:  # Ctrl-D at the prompt
+        raise CliError(f"{name} is required (no input)") from None
     if not answer.strip():
         raise CliError(f"{name} is required")
     return answer.strip()
@@ -273,6 +276,16 @@ def phone_behaviour(spec: str) -> dict[str, Any]:
     return behaviour
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, not {text}")
+    return value
+
+
 def _positive(text: str) -> float:
     try:
         value = float(text)
@@ -299,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     emulator = commands.add_parser("emulator", help="run a local RELAY emulator until Ctrl-C")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1: this machine only)")
-    emulator.add_argument("--port", type=int, default=8765, help="port (8765; 0 picks a free one)")
+    emulator.add_argument("--port", type=_port, default=8765, help="port (8765; 0 picks a free one)")
     emulator.add_argument("--project", default="emulator", help="project id clients must use (emulator)")
     emulator.add_argument("--token", default=None, help="API token clients must use (default: a random one, printed)")
     emulator.add_argument("--time-factor", type=_positive, default=1.0, help="real seconds per simulated second (1)")

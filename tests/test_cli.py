@@ -6,6 +6,7 @@ environment, errors as one line, never a token on screen)."""
 from __future__ import annotations
 
 import os
+import pty
 import re
 import signal
 import socket
@@ -324,3 +325,32 @@ def test_dial_reports_a_callee_who_hung_up_during_the_message() -> None:
         assert_one_line_error(result, "not played to the end")
         assert "played:" not in result.stdout
         assert emulator.active_calls == 0
+
+
+def test_ctrl_d_at_a_prompt_says_no_input() -> None:
+    terminal, user_side = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "relay_sync", "check"],
+            env=clean_environment(),
+            stdin=user_side,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(terminal, b"\x04")  # Ctrl-D: end of input at the first prompt, whenever it reads
+        out, err = process.communicate(timeout=30)
+    finally:
+        os.close(terminal)
+        os.close(user_side)
+
+    assert process.returncode == 1, err
+    assert err.strip() == "relay-sync: error: SIGNALWIRE_SPACE is required (no input)"
+    assert "EOFError" not in out + err
+
+
+def test_an_emulator_port_out_of_range_is_a_usage_error() -> None:
+    result = relay_sync("emulator", "--port", "70000")
+
+    assert result.returncode == 2
+    assert "must be 0 to 65535, not 70000" in result.stderr and "Traceback" not in result.stderr
