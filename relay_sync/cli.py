@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 PROG = "relay-sync"
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+HANG_UP_TIMEOUT = 10.0  # seconds to wait for a call we hang up on the way out to end
 
 
 class CliError(Exception):
@@ -160,11 +161,11 @@ def _answered(dialing: Future[Call]) -> Call:
         print(f"{PROG}: interrupted; ending the dial (Ctrl-C again to leave at once)", file=sys.stderr, flush=True)
         futures.wait([dialing])
         if not dialing.cancelled() and dialing.exception() is None:
-            _hang_up(dialing.result(), None)
+            _hang_up(dialing.result(), HANG_UP_TIMEOUT)
         raise
 
 
-def _hang_up(call: Call, timeout: float | None) -> None:
+def _hang_up(call: Call, timeout: float) -> None:
     if call.state == CALL_STATE_ENDED:
         return
     try:
