@@ -10,7 +10,7 @@ import queue
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 import requests
@@ -123,17 +123,32 @@ def test_the_authorization_state_is_sent_back_on_reconnect(emulator: RelayEmulat
     assert resent["authorization_state"] == pushed["params"]["authorization_state"]
 
 
+def answering_client(
+    emulator: RelayEmulator,
+    *,
+    on_connected: Callable[[bool], None] | None = None,
+    answered_calls: queue.Queue[Any] | None = None,
+) -> tuple[RelayClient, threading.Event]:
+    """A connected client on ``office`` that answers every call; the event is set at the first answer."""
+    client = emulator.client(contexts=["office"], **FAST)
+    answered = threading.Event()
+    if on_connected is not None:
+        client.on_connected(on_connected)
+
+    @client.on_call
+    def answer(call: Any) -> None:
+        call.answer()
+        if answered_calls is not None:
+            answered_calls.put(call)
+        answered.set()
+
+    client.connect()
+    return client, answered
+
+
 def test_calls_of_a_client_that_does_not_come_back_are_hung_up() -> None:
     with RelayEmulator(time_factor=0.01, orphan_timeout=0.05) as emulator:
-        client = emulator.client(contexts=["office"], **FAST)
-        answered = threading.Event()
-
-        @client.on_call
-        def answer(call: Any) -> None:
-            call.answer()
-            answered.set()
-
-        client.connect()
+        client, answered = answering_client(emulator)
         try:
             handle = emulator.place_call(OFFICE, CALLER, context="office")
             assert answered.wait(timeout=2)
@@ -236,17 +251,9 @@ def test_the_plain_test_server_has_no_rest_endpoints() -> None:
 
 def test_a_client_back_after_orphan_timeout_gets_a_new_session_and_loses_its_calls() -> None:
     with RelayEmulator(time_factor=0.01, orphan_timeout=0.05) as emulator:
-        client = emulator.client(contexts=["office"], **FAST)
         logins: queue.Queue[bool] = queue.Queue()
-        client.on_connected(logins.put)
         calls: queue.Queue[Any] = queue.Queue()
-
-        @client.on_call
-        def answer(call: Any) -> None:
-            call.answer()
-            calls.put(call)
-
-        client.connect()
+        client, _ = answering_client(emulator, on_connected=logins.put, answered_calls=calls)
         try:
             assert logins.get(timeout=2) is False
             handle = emulator.place_call(OFFICE, CALLER, context="office")
@@ -265,15 +272,7 @@ def test_a_client_back_after_orphan_timeout_gets_a_new_session_and_loses_its_cal
 
 def test_a_client_that_resumed_gets_the_full_orphan_timeout_when_it_leaves_again() -> None:
     with RelayEmulator(time_factor=0.01, orphan_timeout=0.5) as emulator:
-        client = emulator.client(contexts=["office"], **FAST)
-        answered = threading.Event()
-
-        @client.on_call
-        def answer(call: Any) -> None:
-            call.answer()
-            answered.set()
-
-        client.connect()
+        client, answered = answering_client(emulator)
         handle = emulator.place_call(OFFICE, CALLER, context="office")
         assert answered.wait(timeout=2)
         emulator.drop_sessions()  # the first departure starts an orphan timer...
