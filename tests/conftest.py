@@ -21,6 +21,14 @@ from relay_sync.testing import RelayEmulator, RelayTestServer
 from .emulator_support import RING_TIMEOUT, TIME_FACTOR, Connect
 from .fast_clients import FAST, relay_threads
 
+
+def disconnect_all(clients: list[RelayClient]) -> None:
+    """A fixture's teardown: every client it made is disconnected, and no relay_sync thread is left."""
+    for client in clients:
+        client.disconnect()
+    assert relay_threads() == [], "relay_sync threads left running after disconnect()"
+
+
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
@@ -56,9 +64,7 @@ def make_client(server: RelayTestServer, monkeypatch: pytest.MonkeyPatch) -> Ite
         return client
 
     yield make
-    for client in clients:
-        client.disconnect()
-    assert relay_threads() == [], "relay_sync threads left running after disconnect()"
+    disconnect_all(clients)
 
 
 @pytest.fixture
@@ -87,6 +93,4 @@ def connect(emulator: RelayEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterato
         return client
 
     yield make
-    for client in clients:
-        client.disconnect()
-    assert relay_threads() == [], "relay_sync threads left running after disconnect()"
+    disconnect_all(clients)
